@@ -1,0 +1,16 @@
+"""ssgen: multi-scale visual autoregressive image generation (VAR, Infinity, HART) with
+Scaled Spatial Guidance (SSG) and Discrete Spatial Enhancement (DSE).
+
+    import ssgen
+    pipe = ssgen.load("var-d30")
+    res = pipe.generate(classes=[207], seed=0, ssg=ssgen.SSG(beta=0.5, scales=(2, 9)))
+    res.images[0].save("dog.png")
+"""
+
+__version__ = "0.1.0"
+
+from .errors import SSGenError  # noqa: E402
+from .guidance import SSG  # noqa: E402
+from .pipeline import GenerationResult, Pipeline, load  # noqa: E402
+
+__all__ = ["load", "Pipeline", "SSG", "GenerationResult", "SSGenError", "__version__"]

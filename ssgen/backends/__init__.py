@@ -1,0 +1,1 @@
+"""Model backends: one sub-package per model family (var, infinity, hart)."""

@@ -1,0 +1,187 @@
+"""VAR as a family the generic loop drives: loading (config <-> checkpoint checks) and one generation call.
+
+Weights roles: `transformer` (var_d*.pth) and `vae` (vae_ch160v4096z32.pth). Sampling as upstream's
+`autoregressive_infer_cfg`: CFG weight ramps with the scale, `t_k = cfg * k / (K - 1)`, logits
+`(1 + t) * cond - t * uncond`; top-k/top-p; optional `more_smooth` Gumbel soft embedding.
+A list `cfg` gives t_k for every scale explicitly (no ramp).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ...checkpoint import drop_keys, load_into, read_state_dict
+from ...config import ModelConfig
+from ...errors import ConfigError, WeightsError
+from ...loop import ScaleSampling
+from .model import IGNORED_KEYS_VAR, VAR, VARConfig, fields_from_state_dict
+from .vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
+
+OPTIONS = ("cfg", "top_k", "top_p", "more_smooth")
+CHECKED_FIELDS = ("depth", "width", "heads", "vocab_size", "latent_channels", "num_classes", "shared_aln")
+
+
+def _check_fields(config: ModelConfig, vcfg: VARConfig, found: dict, path) -> VARConfig:
+    """Compare the config's architecture with the checkpoint's; a mismatch is an error naming the field."""
+    for f in CHECKED_FIELDS:
+        want = getattr(vcfg, f)
+        if found[f] != want:
+            raise WeightsError(
+                f"transformer checkpoint {path} has {f}={found[f]} but config {config.name} says {f}={want}: "
+                "a checkpoint of another model (e.g. a d20 file for d30)? fix the config's weights or model section"
+            )
+    if found["num_tokens"] != vcfg.num_tokens or found["n_scales"] != len(vcfg.patch_nums):
+        raise WeightsError(
+            f"transformer checkpoint {path} has {found['n_scales']} scales / {found['num_tokens']} tokens but "
+            f"config {config.name} has patch_nums {list(vcfg.patch_nums)} ({vcfg.num_tokens} tokens); "
+            "fix model.patch_nums (256 px: 1,2,3,4,5,6,8,10,13,16; 512 px: 1,2,3,4,6,9,13,18,24,32)"
+        )
+    if found["attn_l2_norm"] != vcfg.attn_l2_norm:
+        # Checkpoints from before 2024-04-16 use plain scaled attention (no scale_mul_1H11): supported,
+        # detected from the file rather than trusted from the config.
+        vcfg = VARConfig(**{**vcfg.__dict__, "attn_l2_norm": found["attn_l2_norm"]})
+    return vcfg
+
+
+@dataclass
+class VarModel:
+    """Loaded VAR: the transformer and the VQVAE, on one device and dtype."""
+
+    config: ModelConfig
+    var_cfg: VARConfig
+    var: VAR
+    vae: VQVAE
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def patch_nums(self) -> tuple[int, ...]:
+        return self.var_cfg.patch_nums
+
+    @property
+    def n_scales(self) -> int:
+        return len(self.patch_nums)
+
+    def backend(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]):
+        if prompts is not None or classes is None:
+            raise ConfigError(f"{self.config.name} is class-conditional: pass classes (--class N), not prompts")
+        nc = self.var_cfg.num_classes
+        for c in classes:
+            if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < nc:
+                raise ConfigError(f"class {c!r} is out of range: {self.config.name} takes ImageNet classes 0..{nc - 1}")
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown option(s) for VAR: {', '.join(sorted(unknown))}; VAR takes "
+                              + ", ".join(OPTIONS))
+        cfg = options.get("cfg", 1.5)
+        K = self.n_scales
+        if isinstance(cfg, (list, tuple)):
+            if len(cfg) != K:
+                raise ConfigError(f"cfg list has {len(cfg)} values but {self.config.name} has {K} scales")
+            t = [float(v) for v in cfg]
+        else:
+            t = [float(cfg) * k / (K - 1) for k in range(K)]
+        if not all(math.isfinite(v) for v in t):
+            raise ConfigError(f"cfg must be finite, got {cfg!r}")
+        top_k, top_p = int(options.get("top_k", 0)), float(options.get("top_p", 0.0))
+        if top_k < 0 or not 0.0 <= top_p <= 1.0:
+            raise ConfigError(f"top_k must be >= 0 and top_p within [0, 1], got top_k={top_k}, top_p={top_p}")
+        smooth = bool(options.get("more_smooth", False))
+        settings = {"cfg": cfg if not isinstance(cfg, (list, tuple)) else list(cfg), "top_k": top_k,
+                    "top_p": top_p, "more_smooth": smooth}
+        return VarRun(self, classes, t, top_k, top_p, smooth), settings
+
+
+class VarRun:
+    """One generation call: the running latent and the transformer's next input."""
+
+    def __init__(self, m: VarModel, classes: list[int], t: list[float], top_k: int, top_p: float, smooth: bool):
+        self.m, self.t, self.top_k, self.top_p, self.smooth = m, t, top_k, top_p, smooth
+        pns = m.patch_nums
+        self.grid = [(p, p) for p in pns]
+        self.B = len(classes)
+        labels = torch.tensor(classes, dtype=torch.long, device=m.device)
+        m.var.reset_cache()
+        self.cond = m.var.cond_embed(labels)  # (2B, C)
+        self.x = m.var.first_input(self.cond)  # (2B, 1, C)
+        Cvae, P = m.var_cfg.latent_channels, pns[-1]
+        self.f_hat = torch.zeros(self.B, Cvae, P, P, device=m.device, dtype=m.dtype)  # (B, Cvae, P, P)
+
+    def logits(self, k: int) -> torch.Tensor:
+        return self.m.var.forward_scale(self.x, self.cond)  # (2B, pn*pn, V) float32
+
+    def guide(self, k: int, raw: torch.Tensor) -> torch.Tensor:
+        t, B = self.t[k], self.B
+        return (1 + t) * raw[:B] - t * raw[B:]  # (B, pn*pn, V)
+
+    def sampling(self, k: int) -> ScaleSampling:
+        smooth = None
+        if self.smooth:
+            ratio = k / (len(self.grid) - 1)
+            smooth = (1 + ratio, max(0.27 * (1 - 0.95 * ratio), 0.005))
+        return ScaleSampling(self.top_k, self.top_p, smooth)
+
+    def categories(self, l: torch.Tensor) -> torch.Tensor:
+        return l  # (B, pn*pn, V): one categorical over the codebook per position
+
+    def advance(self, k: int, tokens: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
+        vae, pn = self.m.vae, self.grid[k][0]
+        h = vae.embed(tokens) if soft is None else vae.embed_soft(soft.to(self.m.dtype))  # (B, pn*pn, Cvae)
+        h = h.transpose(1, 2).reshape(self.B, -1, pn, pn)  # (B, Cvae, pn, pn)
+        K = len(self.grid)
+        self.f_hat = vae.add_scale(self.f_hat, h, k, K)
+        if k + 1 < K:
+            nxt = self.grid[k + 1][0]
+            self.x = self.m.var.next_input(vae.next_map(self.f_hat, nxt), k + 1)  # (2B, nxt*nxt, C)
+        return tokens
+
+    def decode(self) -> torch.Tensor:
+        self.m.var.reset_cache(release=True)
+        return self.m.vae.decode(self.f_hat).float()  # (B, 3, H, W) in [0, 1]
+
+    def preview(self) -> torch.Tensor:
+        """Decode the running latent as it stands (for --save-scales)."""
+        return self.m.vae.decode(self.f_hat).float()
+
+
+def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
+         progress: bool = False) -> VarModel:
+    from ...pipeline import resolve_weight
+
+    try:
+        vcfg = VARConfig.from_dict(config.model)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{config.name}: invalid model section: {e}") from None
+    vae_cfg = VQVAEConfig(vocab_size=vcfg.vocab_size, latent_channels=vcfg.latent_channels,
+                          ch=int(config.model.get("vae_ch", 160)), patch_nums=vcfg.patch_nums)
+
+    t_path = resolve_weight(config, "transformer", offline)
+    v_path = resolve_weight(config, "vae", offline)
+
+    sd = drop_keys(read_state_dict(t_path), IGNORED_KEYS_VAR)
+    try:
+        found = fields_from_state_dict(sd)
+    except (KeyError, ValueError, IndexError) as e:
+        raise WeightsError(f"{t_path} is not a VAR transformer checkpoint (no {e}); "
+                           "check weights.transformer") from None
+    vcfg = _check_fields(config, vcfg, found, t_path)
+    with torch.device("meta"):
+        var = VAR(vcfg)
+    load_into(var, sd, "transformer", t_path)
+
+    vsd = drop_keys(read_state_dict(v_path), IGNORED_KEYS_VAE)
+    with torch.device("meta"):
+        vae = VQVAE(vae_cfg)
+    if "decoder.conv_in.weight" in vsd and vsd["decoder.conv_in.weight"].shape[0] != vae_cfg.ch * vae_cfg.ch_mult[-1]:
+        got = vsd["decoder.conv_in.weight"].shape[0] // vae_cfg.ch_mult[-1]
+        raise WeightsError(f"VAE checkpoint {v_path} has ch={got} but config {config.name} says vae_ch={vae_cfg.ch}; "
+                           "fix model.vae_ch or weights.vae")
+    load_into(vae, vsd, "vae", v_path)
+
+    var = var.to(device=device, dtype=dtype).eval()
+    vae = vae.to(device=device, dtype=dtype).eval()
+    return VarModel(config, vcfg, var, vae, device, dtype)

@@ -1,0 +1,314 @@
+"""The `ssgen` command line: a thin layer that parses, calls the API and prints with rich.
+
+Bad input ends with a one-line `error: ...` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import ConfigError, SSGenError
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multi-scale visual autoregressive image generation (VAR, Infinity, HART) with SSG.")
+models_app = typer.Typer(no_args_is_help=True, help="List, download, locate and remove model weights.")
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn SSGenError into a one-line message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SSGenError as e:
+            err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------------------------
+# shared option parsing
+# ----------------------------------------------------------------------------------------------
+
+
+def parse_cfg(text: str | None) -> float | list[float] | None:
+    if text is None:
+        return None
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"malformed --cfg {text!r}; use a number (4.0) or one value per scale (0,1,2,...)") from None
+    return vals[0] if len(vals) == 1 else vals
+
+
+def build_ssg(pipe, on: bool | None, beta: str | None, scales: str | None, prior: str | None,
+              interp: str | None, no_rescale: bool):
+    """The SSG setting from CLI flags on top of the model's default. Returns an SSG, or False for off."""
+    from .guidance import SSG, parse_beta, parse_scales
+
+    if on is False:
+        return False
+    base = pipe.config.ssg or SSG()
+    if on is None and pipe.config.ssg is None and not any([beta, scales, prior, interp, no_rescale]):
+        return False
+    kw = base.to_dict()
+    if beta is not None:
+        kw["beta"] = parse_beta(beta)
+    if scales is not None:
+        kw["scales"] = parse_scales(scales)
+    if prior is not None:
+        kw["prior"] = prior
+    if interp is not None:
+        kw["interp"] = interp
+    if no_rescale:
+        kw["rescale"] = False
+    kw["scales"] = tuple(kw["scales"])
+    return SSG(**kw)
+
+
+def conditions(classes: list[int] | None, prompts: list[str] | None, n: int):
+    if n < 1:
+        raise ConfigError(f"-n must be at least 1, got {n}")
+    if classes and prompts:
+        raise ConfigError("give either --class (VAR) or --prompt (Infinity, HART), not both")
+    if not classes and not prompts:
+        raise ConfigError("nothing to generate: add --class N (VAR models) or --prompt TEXT (text-to-image models)")
+    conds = classes or prompts
+    flat = [c for c in conds for _ in range(n)]
+    return flat, len(conds)
+
+
+def default_output(model: str, kind: str = "") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = Path(model).stem if model.endswith((".yaml", ".yml")) else model
+    return Path("outputs") / f"{name}{kind}-{stamp}.png"
+
+
+def scale_progress(total_scales: int, label: str):
+    """A rich progress bar over scales; returns (progress, callback)."""
+    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("scales"), TimeElapsedColumn(), console=err, transient=True)
+    task = prog.add_task(label, total=total_scales)
+
+    def cb(k, backend):
+        prog.update(task, completed=k + 1)
+
+    return prog, task, cb
+
+
+def load_pipe(model: str, device: str, dtype: str, offline: bool):
+    from .pipeline import load
+
+    with err.status(f"loading {model} ..."):
+        return load(model, device=device, dtype=dtype, offline=True if offline else None, progress=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# commands
+# ----------------------------------------------------------------------------------------------
+
+ModelOpt = typer.Option(..., "--model", "-m",
+                        help="A registered model name (see `ssgen models list`) or a YAML config.")
+ClassOpt = typer.Option(None, "--class", "-c", help="ImageNet class index 0..999 (VAR); repeat for several.")
+PromptOpt = typer.Option(None, "--prompt", "-p", help="Text prompt (Infinity, HART); repeat for several.")
+NOpt = typer.Option(1, "-n", "--num", help="Images per class/prompt.")
+SeedOpt = typer.Option(0, "--seed", "-s", help="Base seed; image i uses seed + i.")
+CfgOpt = typer.Option(None, "--cfg", help="Classifier-free guidance: a number, or one value per scale (a,b,...).")
+TopKOpt = typer.Option(None, "--top-k", help="Top-k filtering (0 = off).")
+TopPOpt = typer.Option(None, "--top-p", help="Top-p (nucleus) filtering (0 = off).")
+SmoothOpt = typer.Option(None, "--more-smooth/--no-more-smooth", help="Gumbel-smoothed token embeddings (VAR, HART).")
+RngOpt = typer.Option("per-image", "--rng",
+                      help="per-image (each image its own generator) or batch (official order).")
+DeviceOpt = typer.Option("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+DtypeOpt = typer.Option("auto", "--dtype",
+                        help="auto, float32, bfloat16, float16 (bf16 is much faster on AMX CPUs).")
+OfflineOpt = typer.Option(False, "--offline",
+                          help="Use only weights already in the local cache (like HF_HUB_OFFLINE=1).")
+SsgOpt = typer.Option(None, "--ssg/--no-ssg", help="Turn SSG on/off (default: the model config's setting).")
+BetaOpt = typer.Option(None, "--ssg-beta", help="SSG strength: 0.5, a per-scale list 0,0,0.2,..., or linear:START:END.")
+ScalesOpt = typer.Option(None, "--ssg-scales",
+                         help="Inclusive 0-based scale range, e.g. 2-9 (negatives count from the end).")
+PriorOpt = typer.Option(None, "--ssg-prior",
+                        help="dse (default), or an ablation prior: bilinear, bicubic, nearest, area.")
+InterpOpt = typer.Option(None, "--dse-interp", help="DSE interpolation: bilinear (default) or bicubic.")
+NoRescaleOpt = typer.Option(False, "--dse-no-rescale", help="Do not rescale the coarse DCT band.")
+
+
+@app.command()
+@friendly
+def generate(
+    model: str = ModelOpt,
+    classes: Optional[List[int]] = ClassOpt,
+    prompts: Optional[List[str]] = PromptOpt,
+    n: int = NOpt,
+    seed: int = SeedOpt,
+    cfg: Optional[str] = CfgOpt,
+    top_k: Optional[int] = TopKOpt,
+    top_p: Optional[float] = TopPOpt,
+    more_smooth: Optional[bool] = SmoothOpt,
+    ssg_on: Optional[bool] = SsgOpt,
+    ssg_beta: Optional[str] = BetaOpt,
+    ssg_scales: Optional[str] = ScalesOpt,
+    ssg_prior: Optional[str] = PriorOpt,
+    dse_interp: Optional[str] = InterpOpt,
+    dse_no_rescale: bool = NoRescaleOpt,
+    rng: str = RngOpt,
+    device: str = DeviceOpt,
+    dtype: str = DtypeOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Grid PNG to write (default outputs/MODEL-TIME.png)."),
+    each: bool = typer.Option(False, "--each", help="Also write every image as its own PNG next to the grid."),
+    offline: bool = OfflineOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
+):
+    """Generate images and write them as one PNG grid (with all settings embedded)."""
+    from .output import check_writable, grid, save_png, summary
+
+    flat, n_conds = conditions(classes, prompts, n)
+    out_path = check_writable(output or default_output(model))
+    parsed_cfg = parse_cfg(cfg)
+    pipe = load_pipe(model, device, dtype, offline)
+    ssg = build_ssg(pipe, ssg_on, ssg_beta, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
+    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, ssg=ssg, rng=rng)
+    kw["classes" if classes else "prompts"] = flat
+    prog, _, cb = scale_progress(pipe.n_scales, f"{pipe.config.name}: {len(flat)} image(s)")
+    with prog:
+        res = pipe.generate(on_scale=cb, **kw)
+    cols = n if n > 1 else None
+    img = grid(res.images, cols=cols)
+    meta = {"grid": {"rows": n_conds if n > 1 else 1, "cols": cols or len(flat)}, "images": res.settings}
+    save_png(img, out_path, meta, text=" | ".join(summary(s) for s in res.settings))
+    written = [str(out_path)]
+    if each:
+        for i, (im, s) in enumerate(zip(res.images, res.settings)):
+            p = out_path.with_name(f"{out_path.stem}-{i:03d}.png")
+            save_png(im, p, s, text=summary(s))
+            written.append(str(p))
+    if as_json:
+        print(json.dumps({"files": written, "seconds": round(res.seconds, 3), "images": res.settings}))
+    else:
+        out.print(f"wrote {out_path} ({len(flat)} image(s), {res.seconds:.1f} s)", highlight=False)
+
+
+@app.command()
+@friendly
+def info(image: Path = typer.Argument(..., help="A PNG written by ssgen."),
+         as_json: bool = typer.Option(False, "--json", help="Print the raw JSON.")):
+    """Print the settings embedded in a PNG written by ssgen."""
+    from .output import read_metadata
+
+    meta = read_metadata(image)
+    if as_json:
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        return
+    images = meta.get("images", [meta])
+    if "grid" in meta:
+        out.print(f"{image}: grid of {len(images)} image(s), {meta['grid'].get('rows')} x {meta['grid'].get('cols')}")
+    for i, s in enumerate(images):
+        t = Table(title=f"image {i}" if len(images) > 1 else None, show_header=False, box=None)
+        for k in sorted(s):
+            v = s[k]
+            t.add_row(k, json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+        out.print(t)
+
+
+# ----------------------------------------------------------------------------------------------
+# models
+# ----------------------------------------------------------------------------------------------
+
+
+def _specs(name: str):
+    from .config import load_config
+
+    cfg = load_config(name)
+    return cfg, list(cfg.weights.values())
+
+
+@models_app.command("list")
+@friendly
+def models_list(as_json: bool = typer.Option(False, "--json")):
+    """List the registered models and whether their weights are cached."""
+    from . import hub
+    from .config import read_config, registry
+
+    rows = []
+    for name, path in registry().items():
+        c = read_config(path)
+        cached = all(hub.is_cached(s.repo, s.file, s.revision) for s in c.weights.values() if s.file)
+        rows.append({"name": name, "family": c.family, "description": c.description, "cached": cached,
+                     "ssg": c.ssg.to_dict() if c.ssg else None})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table("model", "family", "cached", "description")
+    for r in rows:
+        t.add_row(r["name"], r["family"], "yes" if r["cached"] else "-", r["description"])
+    out.print(t)
+
+
+@models_app.command("download")
+@friendly
+def models_download(name: str = typer.Argument(..., help="Model name or YAML config.")):
+    """Download (and verify) every weight file of a model into the Hugging Face cache."""
+    from .pipeline import resolve_weight
+
+    cfg, specs = _specs(name)
+    for s in specs:
+        p = resolve_weight(cfg, s.role)
+        out.print(f"{s.role}: {p}", highlight=False)
+
+
+@models_app.command("path")
+@friendly
+def models_path(name: str = typer.Argument(..., help="Model name or YAML config.")):
+    """Print the local paths of a model's weights (offline; fails if not downloaded)."""
+    from .pipeline import resolve_weight
+
+    cfg, specs = _specs(name)
+    for s in specs:
+        out.print(f"{s.role}: {resolve_weight(cfg, s.role, offline=True)}", highlight=False)
+
+
+@models_app.command("remove")
+@friendly
+def models_remove(name: str = typer.Argument(..., help="Model name or YAML config."),
+                  yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")):
+    """Remove a model's downloaded files from the Hugging Face cache."""
+    from . import hub
+
+    cfg, specs = _specs(name)
+    hub_specs = [s for s in specs if s.repo]
+    if not hub_specs:
+        out.print(f"{cfg.name} uses only local files; nothing to remove")
+        return
+    if not yes and not typer.confirm(f"remove the cached weights of {cfg.name}?"):
+        raise typer.Exit(1)
+    freed = sum(hub.remove_cached_file(s.repo, s.file, s.revision) if s.file else
+                hub.remove_cached(s.repo, s.revision) for s in hub_specs)
+    out.print(f"removed {freed / 1e6:.1f} MB")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Model configs: YAML files -> dataclasses, the registry of released models, validation.
+
+A config names a model family, where each weight file comes from (a pinned Hub file or a local path),
+the architecture (`model:`), sampling defaults and the model's SSG default. The released models'
+configs ship inside the package (ssgen/configs/*.yaml); any other YAML file can be passed by path.
+See DESIGN.md section 3 and the README.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .guidance import SSG, ssg_from_config
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+FAMILIES = ("var", "infinity", "hart")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class WeightSpec:
+    """Where one role's weights come from: a Hub file/folder (repo + file or folder) or a local path."""
+
+    role: str
+    repo: str | None = None
+    file: str | None = None  # a file in the repo
+    folder: str | None = None  # a folder in the repo ("" = the whole repo), for multi-file parts
+    revision: str | None = None  # a 40-hex commit (pinned) or a branch/tag
+    sha256: str | None = None
+    path: str | None = None  # a local file or folder, relative to the YAML's folder
+    allow: list[str] | None = None  # file patterns to fetch for a folder
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return self.path
+        rev = f"@{self.revision[:7]}" if self.revision else ""
+        return f"{self.repo}{rev}:{self.file if self.file is not None else (self.folder or '.') + '/'}"
+
+
+@dataclass
+class ModelConfig:
+    name: str
+    family: str
+    description: str = ""
+    weights: dict[str, WeightSpec] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    ssg: SSG | None = None
+    source: Path | None = None  # the YAML file
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source.parent if self.source is not None else Path.cwd()
+
+    def revision(self) -> str | None:
+        """The pinned revision of the main weights (for metadata)."""
+        for spec in self.weights.values():
+            if spec.revision:
+                return spec.revision
+        return None
+
+
+def _weight(role: str, d: Any, where: str) -> WeightSpec:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: weights.{role} must be a mapping with repo/file or path")
+    unknown = set(d) - {"repo", "file", "folder", "revision", "sha256", "path", "allow"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) in weights.{role}: {', '.join(sorted(unknown))}")
+    spec = WeightSpec(role=role, **d)
+    if spec.path is None:
+        if not spec.repo or (spec.file is None and spec.folder is None):
+            raise ConfigError(f"{where}: weights.{role} needs `path:` or `repo:` with `file:` or `folder:`")
+        if spec.revision is not None and not isinstance(spec.revision, str):
+            raise ConfigError(f"{where}: weights.{role}.revision must be a string (quote a commit hash)")
+    if spec.sha256 is not None:
+        spec.sha256 = str(spec.sha256).lower()
+        if not _HEX64.match(spec.sha256):
+            raise ConfigError(f"{where}: weights.{role}.sha256 must be 64 hex digits or null")
+    return spec
+
+
+def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
+    """Validate a config mapping (as read from YAML)."""
+    where = str(source) if source else "model config"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a model config must be a YAML mapping")
+    unknown = set(data) - {"name", "family", "description", "weights", "model", "defaults", "ssg"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown top-level field(s): {', '.join(sorted(unknown))}")
+    family = data.get("family")
+    if family not in FAMILIES:
+        raise ConfigError(f"{where}: family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    name = data.get("name") or (source.stem if source else "model")
+    weights = data.get("weights") or {}
+    if not isinstance(weights, dict):
+        raise ConfigError(f"{where}: weights must be a mapping of role -> file")
+    try:
+        ssg = ssg_from_config(data.get("ssg"))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    for sec in ("model", "defaults"):
+        if data.get(sec) is not None and not isinstance(data[sec], dict):
+            raise ConfigError(f"{where}: `{sec}:` must be a mapping")
+    return ModelConfig(
+        name=str(name), family=family, description=str(data.get("description") or ""),
+        weights={role: _weight(role, d, where) for role, d in weights.items()},
+        model=dict(data.get("model") or {}), defaults=dict(data.get("defaults") or {}), ssg=ssg,
+        source=source,
+    )
+
+
+def read_config(path: str | Path) -> ModelConfig:
+    p = Path(path).expanduser()
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} not found") from None
+    except (OSError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"cannot read config {p}: {first}") from None
+    return parse_config(data, p.resolve())
+
+
+def registry() -> dict[str, Path]:
+    """Registered model names -> their YAML files."""
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+def load_config(name_or_path: str | Path) -> ModelConfig:
+    """A registered name (`var-d30`) or a path to a YAML config."""
+    s = str(name_or_path)
+    reg = registry()
+    if s in reg:
+        return read_config(reg[s])
+    if s.endswith((".yaml", ".yml")) or Path(s).expanduser().is_file():
+        return read_config(s)
+    raise ConfigError(f"unknown model {s!r}; known models: {', '.join(reg)} (or pass a path to a YAML config)")

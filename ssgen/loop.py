@@ -1,0 +1,89 @@
+"""The generic next-scale loop. It drives a backend, applies SSG, filters and samples.
+
+A backend (VAR, Infinity, HART) is one generation call's worth of model state. Per scale k the loop
+asks it for the raw logits (conditional and unconditional rows), has it combine them (CFG and
+temperature), applies SSG to the result, filters (top-k/top-p) and samples through the loop-owned
+generators, and hands the sampled tokens back so the backend can update its running latent and form
+the next scale's input. SSG lives here, not in a backend: it only needs logits on a spatial grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from .guidance import SSG
+from .guidance import ssg as ssg_update
+from .sampling import Rng, filter_top_k_top_p_, gumbel_soft
+
+
+@dataclass
+class ScaleSampling:
+    """How to sample scale k. `smooth` = (logit multiplier, Gumbel tau) for soft embeddings, or None."""
+
+    top_k: int = 0
+    top_p: float = 0.0
+    smooth: tuple[float, float] | None = None
+
+
+class Backend(Protocol):
+    """What the loop needs from a model family for one generation call."""
+
+    grid: list[tuple[int, int]]  # (h, w) of every scale, coarse to fine
+
+    def logits(self, k: int) -> torch.Tensor:
+        """Run the transformer for scale k -> raw logits (2B, h*w, C): rows [0, B) cond, [B, 2B) uncond."""
+
+    def guide(self, k: int, raw: torch.Tensor) -> torch.Tensor:
+        """Combine raw logits (CFG, temperature) -> (B, h*w, C) float32, what the sampler receives."""
+
+    def sampling(self, k: int) -> ScaleSampling:
+        """Filtering and smoothing settings of scale k."""
+
+    def categories(self, l: torch.Tensor) -> torch.Tensor:
+        """View (B, h*w, C) logits as (B, N, K): one categorical per row (VAR: K = V; Infinity: bits)."""
+
+    def advance(self, k: int, tokens: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
+        """Take sampled tokens (B, N) (and soft probabilities (B, N, K) when smoothing) for scale k,
+        update the running latent, prepare scale k+1's input; return the tokens in the public layout."""
+
+    def decode(self) -> torch.Tensor:
+        """Decode the running latent -> (B, 3, H, W) float32 in [0, 1]."""
+
+
+@dataclass
+class LoopOutput:
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    logits: list[torch.Tensor] = field(default_factory=list)  # only when keep_logits
+    pixels: torch.Tensor | None = None
+
+
+def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, keep_logits: bool = False,
+        on_scale: Callable[[int, Backend], None] | None = None) -> LoopOutput:
+    """Generate one batch: every scale, then the final decode."""
+    grid = backend.grid
+    betas = ssg.plan(len(grid)) if ssg is not None else [0.0] * len(grid)
+    out = LoopOutput()
+    prev: torch.Tensor | None = None  # previous scale's logits before SSG, (B, h'*w', C)
+    for k, (h, w) in enumerate(grid):
+        l = backend.guide(k, backend.logits(k))  # (B, h*w, C)
+        if keep_logits:
+            out.logits.append(l.clone())
+        g = l
+        if betas[k] != 0.0 and prev is not None:
+            g = ssg_update(l, prev, betas[k], (h, w), grid[k - 1], kind=ssg.prior, interp=ssg.interp,
+                           rescale=ssg.rescale)
+        prev = l if k + 1 < len(grid) and betas[k + 1] != 0.0 else None  # keep only what SSG will need
+        if g is prev:
+            g = g.clone()  # the filtering below works in place
+        s = backend.sampling(k)
+        cat = filter_top_k_top_p_(backend.categories(g), s.top_k, s.top_p)  # (B, N, K)
+        tokens = rng.categorical(cat.softmax(dim=-1))  # (B, N)
+        soft = gumbel_soft(cat * s.smooth[0], s.smooth[1], rng) if s.smooth is not None else None
+        out.tokens.append(backend.advance(k, tokens, soft))
+        if on_scale is not None:
+            on_scale(k, backend)
+    out.pixels = backend.decode()
+    return out

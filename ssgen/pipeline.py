@@ -1,0 +1,175 @@
+"""The public API: `ssgen.load(name) -> Pipeline`, `Pipeline.generate(...) -> GenerationResult`."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import __version__
+from .config import ModelConfig, WeightSpec, load_config
+from .errors import ConfigError, SSGenError
+from .guidance import SSG
+from .loop import run as run_loop
+from .sampling import RNG_MODES, Rng
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """`auto` picks cuda, then mps, then cpu."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("--device mps was asked for but MPS is not available; use --device cpu or auto")
+    return dev
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """`auto`: bf16 on CUDA GPUs that support it (else fp16), fp16 on MPS, fp32 on the CPU.
+
+    On the CPU `bf16` is much faster on processors with AMX/AVX512-BF16 and is opt-in; logits and the
+    SSG math always stay in float32.
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if device.type == "mps" else torch.float32
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
+    return DTYPES[dtype]
+
+
+def resolve_weight(config: ModelConfig, role: str, offline: bool | None = None) -> Path:
+    """The local path of one weights role: downloaded (pinned, verified) from the Hub or a local path."""
+    from . import hub
+
+    spec: WeightSpec | None = config.weights.get(role)
+    if spec is None:
+        raise ConfigError(f"config {config.name} has no weights.{role} entry; add one (repo/file or path)")
+    if spec.path is not None:
+        p = hub.resolve_local(spec.path, config.base_dir)
+        if spec.sha256 and p.is_file():
+            hub.verify_sha256(p, spec.sha256)
+        return p
+    if spec.file is not None:
+        return hub.resolve_file(spec.repo, spec.file, spec.revision, spec.sha256, offline=offline)
+    return hub.resolve_folder(spec.repo, spec.revision, subfolder=spec.folder or None, allow_patterns=spec.allow,
+                              offline=offline)
+
+
+@dataclass
+class GenerationResult:
+    images: list  # list[PIL.Image.Image]
+    pixels: torch.Tensor  # (B, 3, H, W) float32 in [0, 1]
+    tokens: list[torch.Tensor]  # per scale: (B, h*w) int64 codes (VAR/HART) or (B, h, w, d) bits (Infinity)
+    seeds: list[int]
+    settings: list[dict[str, Any]] = field(default_factory=list)  # per image, as written into PNGs
+    logits: list[torch.Tensor] | None = None  # per scale (B, h*w, C), only with keep_logits=True
+    seconds: float = 0.0
+
+
+def to_pil(pixels: torch.Tensor) -> list:
+    """(B, 3, H, W) in [0, 1] -> list of PIL images (uint8, rounded)."""
+    from PIL import Image
+
+    u8 = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a) for a in u8]
+
+
+class Pipeline:
+    """A loaded model (transformer, tokenizer/VAE, text encoder) ready to generate."""
+
+    def __init__(self, config: ModelConfig, family: Any, device: torch.device, dtype: torch.dtype):
+        """Wrap an already loaded family model (see `load()`; benchmarks build one from random weights)."""
+        self.config, self.family, self.device, self.dtype = config, family, device, dtype
+
+    @property
+    def n_scales(self) -> int:
+        return self.family.n_scales
+
+    def generate(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, *,
+                 seed: int = 0, seeds: list[int] | None = None, cfg: float | list[float] | None = None,
+                 top_k: int | None = None, top_p: float | None = None, more_smooth: bool | None = None,
+                 ssg: SSG | bool | None = None, rng: str = "per-image", keep_logits: bool = False,
+                 on_scale: Callable[[int, Any], None] | None = None, **family_kw) -> GenerationResult:
+        """Generate one image per class (VAR) or prompt (Infinity, HART). See DESIGN.md section 2."""
+        if isinstance(classes, int):
+            classes = [classes]
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        conds = classes if classes is not None else prompts
+        if not conds:
+            raise ConfigError("nothing to generate: pass classes=[...] (VAR) or prompts=[...] (Infinity, HART)")
+        if rng not in RNG_MODES:
+            raise ConfigError(f"unknown rng mode {rng!r}; use one of: {', '.join(RNG_MODES)}")
+        if seeds is None:
+            seeds = [int(seed) + i for i in range(len(conds))]
+        elif len(seeds) != len(conds):
+            raise ConfigError(f"{len(seeds)} seeds for {len(conds)} images; give one seed per image")
+        if ssg is None:
+            ssg = self.config.ssg
+        elif ssg is False:
+            ssg = None
+        elif ssg is True:
+            ssg = self.config.ssg or SSG()
+        elif not isinstance(ssg, SSG):
+            raise ConfigError(f"ssg must be None, False, True or ssgen.SSG(...), got {ssg!r}")
+        if ssg is not None:
+            ssg.plan(self.n_scales)  # validate the range and beta list against this model
+        opts = dict(self.config.defaults)
+        for k, v in dict(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, **family_kw).items():
+            if v is not None:
+                opts[k] = v
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            backend, settings = self.family.backend(classes=classes, prompts=prompts, options=opts)
+            out = run_loop(backend, Rng(rng, seeds, self.device), ssg, keep_logits=keep_logits,
+                           on_scale=on_scale)
+        pixels = out.pixels.float().cpu()
+        common = {"ssgen": __version__, "model": self.config.name, "family": self.config.family,
+                  "revision": self.config.revision(), **settings, "rng": rng,
+                  "ssg": ssg.to_dict() if ssg is not None else None,
+                  "device": self.device.type, "dtype": str(self.dtype).replace("torch.", "")}
+        per_image = []
+        for i, s in enumerate(seeds):
+            d = dict(common, seed=s, batch_index=i)
+            if classes is not None:
+                d["class"] = int(classes[i])
+            else:
+                d["prompt"] = prompts[i]
+            per_image.append(d)
+        return GenerationResult(images=to_pil(pixels), pixels=pixels, tokens=[t.cpu() for t in out.tokens],
+                                seeds=list(seeds), settings=per_image,
+                                logits=[lg.cpu() for lg in out.logits] if keep_logits else None,
+                                seconds=time.perf_counter() - t0)
+
+
+def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "auto",
+         dtype: str | torch.dtype = "auto", offline: bool | None = None, progress: bool = False) -> Pipeline:
+    """Load a registered model (`"var-d30"`) or a YAML config path. Weights come from the Hub cache."""
+    config = name_or_path if isinstance(name_or_path, ModelConfig) else load_config(name_or_path)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    family = importlib.import_module(f"ssgen.backends.{config.family}.family")
+    return Pipeline(config, family.load(config, dev, dt, offline=offline, progress=progress), dev, dt)
+
+
+__all__ = ["Pipeline", "GenerationResult", "load", "SSGenError"]

@@ -1,0 +1,96 @@
+"""The Python API on a tiny random-weight VAR: RNG modes, defaults, validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ssgen
+from ssgen.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_var):
+    return ssgen.load(str(tiny_var), device="cpu", dtype="float32")
+
+
+def test_result_shapes(pipe):
+    res = pipe.generate(classes=[3, 7], seed=11, ssg=False)
+    assert res.pixels.shape == (2, 3, 64, 64) and res.pixels.dtype == torch.float32
+    assert 0.0 <= res.pixels.min() and res.pixels.max() <= 1.0
+    assert [t.shape for t in res.tokens] == [(2, 1), (2, 4), (2, 9), (2, 16)]
+    assert all(t.dtype == torch.int64 for t in res.tokens)
+    assert res.seeds == [11, 12]
+    assert [im.size for im in res.images] == [(64, 64), (64, 64)]
+
+
+def test_per_image_rng_is_batch_independent(pipe):
+    """Two images generated in one batch equal the same seeds generated alone."""
+    both = pipe.generate(classes=[22, 980], seed=3, ssg=False, top_k=0, top_p=0.0)
+    a = pipe.generate(classes=[22], seeds=[3], ssg=False, top_k=0, top_p=0.0)
+    b = pipe.generate(classes=[980], seeds=[4], ssg=False, top_k=0, top_p=0.0)
+    for k in range(len(both.tokens)):
+        assert torch.equal(both.tokens[k][0], a.tokens[k][0])
+        assert torch.equal(both.tokens[k][1], b.tokens[k][0])
+    assert torch.allclose(both.pixels[0], a.pixels[0], atol=1e-5)
+    assert torch.allclose(both.pixels[1], b.pixels[0], atol=1e-5)
+
+
+def test_batch_rng_depends_on_batch(pipe):
+    """The official order draws one stream for the whole batch: image 1 differs from its solo run."""
+    both = pipe.generate(classes=[22, 980], seed=3, ssg=False, rng="batch", top_k=0, top_p=0.0)
+    solo = pipe.generate(classes=[980], seed=3, ssg=False, rng="batch", top_k=0, top_p=0.0)
+    assert not all(torch.equal(both.tokens[k][1], solo.tokens[k][0]) for k in range(1, 4))
+
+
+def test_seed_changes_and_repeats(pipe):
+    a = pipe.generate(classes=[5], seed=1, ssg=False)
+    b = pipe.generate(classes=[5], seed=1, ssg=False)
+    c = pipe.generate(classes=[5], seed=2, ssg=False)
+    assert torch.equal(a.pixels, b.pixels)
+    assert not torch.equal(a.pixels, c.pixels)
+
+
+def test_more_smooth_changes_image_not_tokens(pipe):
+    plain = pipe.generate(classes=[5], seed=1, ssg=False)
+    smooth = pipe.generate(classes=[5], seed=1, ssg=False, more_smooth=True)
+    assert torch.equal(plain.tokens[0], smooth.tokens[0])  # the first draw is the same
+    assert not torch.equal(plain.pixels, smooth.pixels)
+
+
+def test_config_defaults_recorded(pipe):
+    res = pipe.generate(classes=[1], ssg=False)
+    s = res.settings[0]
+    assert (s["cfg"], s["top_k"], s["top_p"], s["more_smooth"]) == (4.0, 900, 0.95, False)
+    res = pipe.generate(classes=[1], ssg=False, cfg=1.5, top_k=10)
+    assert (res.settings[0]["cfg"], res.settings[0]["top_k"]) == (1.5, 10)
+
+
+def test_cfg_list_per_scale(pipe):
+    """A cfg list gives the guidance weight of every scale; the official ramp is the same as its list."""
+    K = pipe.n_scales
+    ramp = pipe.generate(classes=[9], seed=0, ssg=False, cfg=3.0)
+    listed = pipe.generate(classes=[9], seed=0, ssg=False, cfg=[3.0 * k / (K - 1) for k in range(K)])
+    assert all(torch.equal(a, b) for a, b in zip(ramp.tokens, listed.tokens))
+    with pytest.raises(ConfigError, match="scales"):
+        pipe.generate(classes=[9], cfg=[1.0, 2.0])
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(classes=[1000]), "out of range"),
+    (dict(classes=[]), "nothing to generate"),
+    (dict(classes=[1], rng="nope"), "rng mode"),
+    (dict(classes=[1], seeds=[1, 2]), "one seed per image"),
+    (dict(classes=[1], top_p=1.5), "top_p"),
+    (dict(classes=[1], tau=0.5), "unknown option"),
+])
+def test_bad_arguments(pipe, kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        pipe.generate(**kw)
+
+
+def test_bf16_runs_and_keeps_fp32_logits(tiny_var):
+    p = ssgen.load(str(tiny_var), device="cpu", dtype="bfloat16")
+    res = p.generate(classes=[1, 2], seed=0, ssg=False, keep_logits=True)
+    assert res.pixels.dtype == torch.float32 and res.logits[0].dtype == torch.float32
+    assert torch.isfinite(res.pixels).all()

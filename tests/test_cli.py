@@ -1,0 +1,136 @@
+"""The CLI through the real entry point (a subprocess), on a tiny random-weight VAR."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+
+def ssgen(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    exe = shutil.which("ssgen", path=os.path.dirname(sys.executable))
+    cmd = [exe] if exe else [sys.executable, "-m", "ssgen"]
+    e = dict(os.environ, **(env or {}))
+    e.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network from CLI tests
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
+
+
+def test_generate_and_info(tiny_var, tmp_path):
+    out = tmp_path / "grid.png"
+    r = ssgen("generate", "--model", str(tiny_var), "--class", "22", "--class", "980", "-o", str(out),
+              "--device", "cpu", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    im = Image.open(out)
+    assert im.size[0] > 2 * 64 and im.size[1] >= 64  # two 64 px images side by side, with padding
+    r = ssgen("info", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads(r.stdout)
+    assert [m["class"] for m in meta["images"]] == [22, 980]
+    assert [m["seed"] for m in meta["images"]] == [5, 6]
+    first = meta["images"][0]
+    for key in ("model", "cfg", "top_k", "top_p", "more_smooth", "rng", "ssg", "ssgen", "dtype"):
+        assert key in first
+    r = ssgen("info", str(out))
+    assert r.returncode == 0 and "980" in r.stdout
+
+
+def test_generate_each_and_n(tiny_var, tmp_path):
+    out = tmp_path / "g.png"
+    r = ssgen("generate", "-m", str(tiny_var), "-c", "1", "-c", "2", "-n", "2", "-o", str(out), "--each",
+              "--no-ssg", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert len(summary["files"]) == 5
+    assert [m["class"] for m in summary["images"]] == [1, 1, 2, 2]
+    assert [m["seed"] for m in summary["images"]] == [0, 1, 2, 3]
+    single = json.loads(ssgen("info", str(tmp_path / "g-003.png"), "--json").stdout)
+    assert single["class"] == 2 and single["seed"] == 3 and single["ssg"] is None
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--model", "no-such-model", "--class", "1"], "unknown model"),
+        (["--class", "1000"], "out of range"),
+        (["--class", "-1"], "out of range"),
+        (["--class", "1", "-n", "0"], "-n must be at least 1"),
+        (["--prompt", "a fox"], "class-conditional"),
+        ([], "nothing to generate"),
+        (["--class", "1", "--cfg", "abc"], "malformed --cfg"),
+        (["--class", "1", "--rng", "weird"], "rng mode"),
+        (["--class", "1", "--dtype", "int3"], "unknown dtype"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tiny_var, tmp_path, args, needle):
+    if not any(a in ("--model", "-m") for a in args):
+        args = ["--model", str(tiny_var)] + args
+    r = ssgen("generate", *args, "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unwritable_output(tiny_var, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions: use a path under a file instead
+            target = tmp_path / "afile"
+            target.write_text("x")
+            out = target / "x.png"
+        else:
+            out = ro / "x.png"
+        r = ssgen("generate", "-m", str(tiny_var), "-c", "1", "-o", str(out))
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert "cannot" in r.stderr
+    finally:
+        ro.chmod(0o700)
+
+
+def test_truncated_checkpoint(tiny_var, tmp_path):
+    import yaml
+
+    cfg = yaml.safe_load(tiny_var.read_text())
+    data = (tiny_var.parent / "transformer.pth").read_bytes()
+    (tmp_path / "transformer.pth").write_bytes(data[: len(data) // 2])
+    shutil.copy(tiny_var.parent / "vae.pth", tmp_path / "vae.pth")
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
+    r = ssgen("generate", "-m", str(tmp_path / "m.yaml"), "-c", "1", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "truncated or corrupted" in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_wrong_model_checkpoint(tiny_var, tmp_path):
+    """A config that says depth 3 with a depth-2 file: a clear error naming the field."""
+    import yaml
+
+    cfg = yaml.safe_load(tiny_var.read_text())
+    cfg["model"]["depth"] = 3
+    cfg["weights"] = {r: {"path": str(tiny_var.parent / s["path"])} for r, s in cfg["weights"].items()}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
+    r = ssgen("generate", "-m", str(tmp_path / "m.yaml"), "-c", "1", "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "depth=2" in r.stderr and "depth=3" in r.stderr
+
+
+def test_models_list():
+    r = ssgen("models", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    names = [m["name"] for m in json.loads(r.stdout)]
+    assert names == ["var-d16", "var-d20", "var-d24", "var-d30", "var-d36"]
+
+
+def test_missing_weights_offline(tmp_path):
+    r = ssgen("generate", "--model", "var-d30", "--class", "207", "-o", str(tmp_path / "x.png"), "--offline",
+              env={"HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "offline" in r.stderr
