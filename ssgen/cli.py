@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -114,8 +115,21 @@ def scale_progress(total_scales: int, label: str):
     return prog, task, cb
 
 
+def go_offline() -> None:
+    """--offline: like HF_HUB_OFFLINE=1 for the whole process, so huggingface_hub (which reads it at
+    import) sends no request at all, not even its own telemetry."""
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
+
+
 def load_pipe(model: str, device: str, dtype: str, offline: bool):
     from .pipeline import load
+
+    if offline:
+        go_offline()
 
     with err.status(f"loading {model} ..."):
         return load(model, device=device, dtype=dtype, offline=True if offline else None, progress=True)
@@ -205,7 +219,7 @@ def generate(
     if as_json:
         print(json.dumps({"files": written, "seconds": round(res.seconds, 3), "images": res.settings}))
     else:
-        out.print(f"wrote {out_path} ({len(flat)} image(s), {res.seconds:.1f} s)", highlight=False)
+        print(f"wrote {out_path} ({len(flat)} image(s), {res.seconds:.1f} s)")
 
 
 @app.command()
@@ -273,7 +287,7 @@ def models_download(name: str = typer.Argument(..., help="Model name or YAML con
     cfg, specs = _specs(name)
     for s in specs:
         p = resolve_weight(cfg, s.role)
-        out.print(f"{s.role}: {p}", highlight=False)
+        print(f"{s.role}: {p}")
 
 
 @models_app.command("path")
@@ -282,9 +296,10 @@ def models_path(name: str = typer.Argument(..., help="Model name or YAML config.
     """Print the local paths of a model's weights (offline; fails if not downloaded)."""
     from .pipeline import resolve_weight
 
+    go_offline()
     cfg, specs = _specs(name)
     for s in specs:
-        out.print(f"{s.role}: {resolve_weight(cfg, s.role, offline=True)}", highlight=False)
+        print(f"{s.role}: {resolve_weight(cfg, s.role, offline=True)}")
 
 
 @models_app.command("remove")
