@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -166,6 +167,71 @@ InterpOpt = typer.Option(None, "--dse-interp", help="DSE interpolation: bilinear
 NoRescaleOpt = typer.Option(False, "--dse-no-rescale", help="Do not rescale the coarse DCT band.")
 
 
+SaveScalesOpt = typer.Option(None, "--save-scales",
+                             help="Also decode and save the partial image after every scale into this folder.")
+
+
+class ScaleSaver:
+    """on_scale callback for --save-scales: decode the running latent after every scale and write
+    DIR/{tag}{i:03d}-k{k:02d}.png, plus a strip DIR/{tag}{i:03d}-scales.png per image at the end."""
+
+    def __init__(self, folder: Path, tag: str, settings: dict):
+        self.folder, self.tag, self.settings = folder, tag, settings
+        self.frames: list[list] = []  # per scale: list of PIL images (one per batch image)
+
+    def __call__(self, k: int, backend) -> None:
+        from .output import save_png
+        from .pipeline import to_pil
+
+        ims = to_pil(backend.preview())
+        self.frames.append(ims)
+        for i, im in enumerate(ims):
+            save_png(im, self.folder / f"{self.tag}{i:03d}-k{k:02d}.png", dict(self.settings, scale=k, image=i))
+
+    def strips(self) -> None:
+        from .output import grid, save_png
+
+        for i in range(len(self.frames[0]) if self.frames else 0):
+            row = [f[i] for f in self.frames]
+            save_png(grid(row, cols=len(row), col_labels=[f"k={k}" for k in range(len(row))]),
+                     self.folder / f"{self.tag}{i:03d}-scales.png", dict(self.settings, image=i))
+
+
+def chain(*callbacks):
+    """One on_scale callback calling several (skipping None)."""
+    cbs = [c for c in callbacks if c is not None]
+    return lambda k, backend: [c(k, backend) for c in cbs]
+
+
+def grid_cols(n_images: int, per_cond: int) -> int:
+    if per_cond > 1:
+        return per_cond
+    return n_images if n_images <= 8 else math.ceil(math.sqrt(n_images))
+
+
+def prepare(model, classes, prompts, n, output, kind, device, dtype, offline, save_scales):
+    """Shared start of generate/compare: validate conditions and paths before loading anything."""
+    from .output import check_writable
+
+    flat, n_conds = conditions(classes, prompts, n)
+    out_path = check_writable(output or default_output(model, kind))
+    if save_scales is not None:
+        check_writable(Path(save_scales) / "probe.png")
+    pipe = load_pipe(model, device, dtype, offline)
+    return flat, n_conds, out_path, pipe
+
+
+def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str):
+    """One generate call with a progress bar over scales (and --save-scales frames)."""
+    saver = ScaleSaver(Path(save_scales), tag, {"model": pipe.config.name, "run": label}) if save_scales else None
+    prog, _, cb = scale_progress(pipe.n_scales, label)
+    with prog:
+        res = pipe.generate(on_scale=chain(cb, saver), **kw)
+    if saver is not None:
+        saver.strips()
+    return res
+
+
 @app.command()
 @friendly
 def generate(
@@ -190,26 +256,23 @@ def generate(
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Grid PNG to write (default outputs/MODEL-TIME.png)."),
     each: bool = typer.Option(False, "--each", help="Also write every image as its own PNG next to the grid."),
+    save_scales: Optional[Path] = SaveScalesOpt,
     offline: bool = OfflineOpt,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
 ):
     """Generate images and write them as one PNG grid (with all settings embedded)."""
-    from .output import check_writable, grid, save_png, summary
+    from .output import grid, save_png, summary
 
-    flat, n_conds = conditions(classes, prompts, n)
-    out_path = check_writable(output or default_output(model))
     parsed_cfg = parse_cfg(cfg)
-    pipe = load_pipe(model, device, dtype, offline)
+    flat, n_conds, out_path, pipe = prepare(model, classes, prompts, n, output, "", device, dtype, offline,
+                                            save_scales)
     ssg = build_ssg(pipe, ssg_on, ssg_beta, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
     kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, ssg=ssg, rng=rng)
     kw["classes" if classes else "prompts"] = flat
-    prog, _, cb = scale_progress(pipe.n_scales, f"{pipe.config.name}: {len(flat)} image(s)")
-    with prog:
-        res = pipe.generate(on_scale=cb, **kw)
-    cols = n if n > 1 else None
-    img = grid(res.images, cols=cols)
-    meta = {"grid": {"rows": n_conds if n > 1 else 1, "cols": cols or len(flat)}, "images": res.settings}
-    save_png(img, out_path, meta, text=" | ".join(summary(s) for s in res.settings))
+    res = run_one(pipe, kw, f"{pipe.config.name}: {len(flat)} image(s)", save_scales, "ssg-" if ssg else "plain-")
+    cols = grid_cols(len(flat), n)
+    meta = {"grid": {"rows": math.ceil(len(flat) / cols), "cols": cols}, "images": res.settings}
+    save_png(grid(res.images, cols=cols), out_path, meta, text=" | ".join(summary(s) for s in res.settings))
     written = [str(out_path)]
     if each:
         for i, (im, s) in enumerate(zip(res.images, res.settings)):
@@ -220,6 +283,63 @@ def generate(
         print(json.dumps({"files": written, "seconds": round(res.seconds, 3), "images": res.settings}))
     else:
         print(f"wrote {out_path} ({len(flat)} image(s), {res.seconds:.1f} s)")
+
+
+@app.command()
+@friendly
+def compare(
+    model: str = ModelOpt,
+    classes: Optional[List[int]] = ClassOpt,
+    prompts: Optional[List[str]] = PromptOpt,
+    n: int = NOpt,
+    seed: int = SeedOpt,
+    cfg: Optional[str] = CfgOpt,
+    top_k: Optional[int] = TopKOpt,
+    top_p: Optional[float] = TopPOpt,
+    more_smooth: Optional[bool] = SmoothOpt,
+    ssg_beta: Optional[List[str]] = typer.Option(
+        None, "--ssg-beta", help="One SSG column per occurrence: 0.5, a per-scale list 0,0,0.2,..., or "
+        "linear:START:END (default: the model's SSG setting)."),
+    ssg_scales: Optional[str] = ScalesOpt,
+    ssg_prior: Optional[str] = PriorOpt,
+    dse_interp: Optional[str] = InterpOpt,
+    dse_no_rescale: bool = NoRescaleOpt,
+    rng: str = RngOpt,
+    device: str = DeviceOpt,
+    dtype: str = DtypeOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Comparison grid to write (default outputs/MODEL-compare-TIME.png)."),
+    save_scales: Optional[Path] = SaveScalesOpt,
+    offline: bool = OfflineOpt,
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
+):
+    """The same images without SSG and with each SSG setting, side by side (a column per setting)."""
+    from .output import grid, save_png, summary
+
+    parsed_cfg = parse_cfg(cfg)
+    flat, _, out_path, pipe = prepare(model, classes, prompts, n, output, "-compare", device, dtype, offline,
+                                      save_scales)
+    settings = [build_ssg(pipe, True, b, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
+                for b in (ssg_beta or [None])]
+    for s in settings:
+        s.plan(pipe.n_scales)  # validate every column before generating anything
+    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, rng=rng)
+    kw["classes" if classes else "prompts"] = flat
+    columns = [("no SSG", False)] + [(s.label(), s) for s in settings]
+    results = [run_one(pipe, dict(kw, ssg=s), f"{label}: {len(flat)} image(s)", save_scales, f"col{j}-")
+               for j, (label, s) in enumerate(columns)]
+    cells = [res.images[i] for i in range(len(flat)) for res in results]  # row per image
+    cell_meta = [res.settings[i] for i in range(len(flat)) for res in results]
+    rows = [f"class {c}" if classes else (c if len(c) <= 24 else c[:23] + "…") for c in flat]
+    rows = [f"{r}, seed {s}" for r, s in zip(rows, results[0].seeds)]
+    img = grid(cells, cols=len(columns), col_labels=[label for label, _ in columns], row_labels=rows)
+    meta = {"grid": {"rows": len(flat), "cols": len(columns), "columns": [label for label, _ in columns]},
+            "images": cell_meta}
+    save_png(img, out_path, meta, text=" | ".join(summary(s) for s in cell_meta))
+    if as_json:
+        print(json.dumps({"files": [str(out_path)], "columns": [label for label, _ in columns], "images": cell_meta}))
+    else:
+        print(f"wrote {out_path} ({len(flat)} image(s) x {len(columns)} settings)")
 
 
 @app.command()

@@ -246,11 +246,11 @@ class SSG:
                 "rescale": self.rescale}
 
     def label(self) -> str:
-        """A short human label, e.g. 'SSG beta=0.5 scales 2..-1'."""
+        """A short human label for grids, e.g. 'SSG beta=0.5\\nscales 2..-1' (multi-line)."""
         beta = ",".join(f"{v:g}" for v in self.beta) if isinstance(self.beta, tuple) else (
             self.beta if isinstance(self.beta, str) else f"{self.beta:g}")
-        extra = "" if self.prior == "dse" else f" prior={self.prior}"
-        return f"SSG β={beta} k={self.scales[0]}..{self.scales[1]}{extra}"
+        extra = "" if self.prior == "dse" else f"\nprior {self.prior}"
+        return f"SSG beta={beta}\nscales {self.scales[0]}..{self.scales[1]}{extra}"
 
 
 def ssg_from_config(section: dict | None) -> SSG | None:

@@ -110,22 +110,24 @@ def grid(images: Sequence[Image.Image], cols: int | None = None, pad: int = 2,
         cols = n if n <= 8 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     w, h = images[0].size
-    fs = max(12, min(28, w // 14))
-    top = fs + 2 * pad + 4 if col_labels else 0
+    fs = max(11, min(28, w // 14))
+    font = _font(fs)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    top = 0
+    if col_labels:
+        top = max(measure.multiline_textbbox((0, 0), t, font=font)[3] for t in col_labels) + 2 * pad + 4
     left = 0
     if row_labels:
-        d = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-        left = max(int(d.textlength(t, font=_font(fs))) for t in row_labels) + 3 * pad
+        left = max(int(measure.textlength(t, font=font)) for t in row_labels) + 3 * pad
     W = left + cols * w + (cols + 1) * pad
     H = top + rows * h + (rows + 1) * pad
     out = Image.new("RGB", (W, H), (255, 255, 255))
     draw = ImageDraw.Draw(out)
-    font = _font(fs)
     for i, im in enumerate(images):
         r, c = divmod(i, cols)
         out.paste(im.convert("RGB"), (left + pad + c * (w + pad), top + pad + r * (h + pad)))
     for c, t in enumerate(col_labels or []):
-        draw.text((left + pad + c * (w + pad) + 2, pad), t, fill=(0, 0, 0), font=font)
+        draw.multiline_text((left + pad + c * (w + pad) + 2, pad), t, fill=(0, 0, 0), font=font, spacing=2)
     for r, t in enumerate(row_labels or []):
         draw.text((pad, top + pad + r * (h + pad) + h // 2 - fs // 2), t, fill=(0, 0, 0), font=font)
     return out
