@@ -9,9 +9,8 @@ import os
 
 import pytest
 import yaml
-from test_cli import ssgen
-
 from hubserver import HubServer
+from test_cli import ssgen
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "ssgen-test/var-tiny"

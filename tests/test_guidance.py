@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import load_tensors, need_goldens
+
 from ssgen.errors import ConfigError
 from ssgen.guidance import SSG, dct_matrix, dse, parse_beta, parse_scales, prior, ssg, ssg_from_config
 
