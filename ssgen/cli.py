@@ -51,13 +51,13 @@ def friendly(fn: Callable) -> Callable:
 # ----------------------------------------------------------------------------------------------
 
 
-def parse_cfg(text: str | None) -> float | list[float] | None:
+def parse_cfg(text: str | None, flag: str = "--cfg") -> float | list[float] | None:
     if text is None:
         return None
     try:
         vals = [float(v) for v in text.split(",")]
     except ValueError:
-        raise ConfigError(f"malformed --cfg {text!r}; use a number (4.0) or one value per scale (0,1,2,...)") from None
+        raise ConfigError(f"malformed {flag} {text!r}; use a number (4.0) or one value per scale (0,1,2,...)") from None
     return vals[0] if len(vals) == 1 else vals
 
 
@@ -167,6 +167,23 @@ InterpOpt = typer.Option(None, "--dse-interp", help="DSE interpolation: bilinear
 NoRescaleOpt = typer.Option(False, "--dse-no-rescale", help="Do not rescale the coarse DCT band.")
 
 
+NegOpt = typer.Option(None, "--negative-prompt", help="Negative prompt (Infinity).")
+TauOpt = typer.Option(None, "--tau", help="Sampling temperature (Infinity): a number or one value per scale.")
+SizeOpt = typer.Option(None, "--size", help="Output size WxH (Infinity: the nearest official template is used).")
+AspectOpt = typer.Option(None, "--aspect", help="Aspect ratio W:H (Infinity: the nearest official template).")
+PnOpt = typer.Option(None, "--pn", help="Infinity resolution budget: 0.06M, 0.25M, 0.60M or 1M.")
+SysPromptOpt = typer.Option(None, "--system-prompt/--no-system-prompt", help="HART's conditioning prefix.")
+ResidualOpt = typer.Option(None, "--residual/--no-residual", help="HART's residual diffusion head.")
+
+
+def family_options(negative_prompt=None, tau=None, size=None, aspect=None, pn=None, system_prompt=None,
+                   residual=None) -> dict:
+    """Family-specific options that were given on the command line (the family validates them)."""
+    d = dict(negative_prompt=negative_prompt, tau=parse_cfg(tau, "--tau") if tau is not None else None, size=size,
+             aspect=aspect, pn=pn, system_prompt=system_prompt, residual=residual)
+    return {k: v for k, v in d.items() if v is not None}
+
+
 SaveScalesOpt = typer.Option(None, "--save-scales",
                              help="Also decode and save the partial image after every scale into this folder.")
 
@@ -229,6 +246,8 @@ def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str):
         res = pipe.generate(on_scale=chain(cb, saver), **kw)
     if saver is not None:
         saver.strips()
+    for note in res.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
     return res
 
 
@@ -256,6 +275,13 @@ def generate(
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Grid PNG to write (default outputs/MODEL-TIME.png)."),
     each: bool = typer.Option(False, "--each", help="Also write every image as its own PNG next to the grid."),
+    negative_prompt: Optional[str] = NegOpt,
+    tau: Optional[str] = TauOpt,
+    size: Optional[str] = SizeOpt,
+    aspect: Optional[str] = AspectOpt,
+    pn: Optional[str] = PnOpt,
+    system_prompt: Optional[bool] = SysPromptOpt,
+    residual: Optional[bool] = ResidualOpt,
     save_scales: Optional[Path] = SaveScalesOpt,
     offline: bool = OfflineOpt,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
@@ -267,7 +293,8 @@ def generate(
     flat, n_conds, out_path, pipe = prepare(model, classes, prompts, n, output, "", device, dtype, offline,
                                             save_scales)
     ssg = build_ssg(pipe, ssg_on, ssg_beta, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
-    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, ssg=ssg, rng=rng)
+    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, ssg=ssg, rng=rng,
+              **family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual))
     kw["classes" if classes else "prompts"] = flat
     res = run_one(pipe, kw, f"{pipe.config.name}: {len(flat)} image(s)", save_scales, "ssg-" if ssg else "plain-")
     cols = grid_cols(len(flat), n)
@@ -309,6 +336,13 @@ def compare(
     dtype: str = DtypeOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Comparison grid to write (default outputs/MODEL-compare-TIME.png)."),
+    negative_prompt: Optional[str] = NegOpt,
+    tau: Optional[str] = TauOpt,
+    size: Optional[str] = SizeOpt,
+    aspect: Optional[str] = AspectOpt,
+    pn: Optional[str] = PnOpt,
+    system_prompt: Optional[bool] = SysPromptOpt,
+    residual: Optional[bool] = ResidualOpt,
     save_scales: Optional[Path] = SaveScalesOpt,
     offline: bool = OfflineOpt,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
@@ -323,7 +357,8 @@ def compare(
                 for b in (ssg_beta or [None])]
     for s in settings:
         s.plan(pipe.n_scales)  # validate every column before generating anything
-    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, rng=rng)
+    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, rng=rng,
+              **family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual))
     kw["classes" if classes else "prompts"] = flat
     columns = [("no SSG", False)] + [(s.label(), s) for s in settings]
     results = [run_one(pipe, dict(kw, ssg=s), f"{label}: {len(flat)} image(s)", save_scales, f"col{j}-")

@@ -84,6 +84,7 @@ class GenerationResult:
     settings: list[dict[str, Any]] = field(default_factory=list)  # per image, as written into PNGs
     logits: list[torch.Tensor] | None = None  # per scale (B, h*w, C), only with keep_logits=True
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # things the user should know (nearest template, truncation)
 
 
 def to_pil(pixels: torch.Tensor) -> list:
@@ -144,6 +145,7 @@ class Pipeline:
             out = run_loop(backend, Rng(rng, seeds, self.device), ssg, keep_logits=keep_logits,
                            on_scale=on_scale)
         pixels = out.pixels.float().cpu()
+        notes = list(settings.pop("notes", []))
         common = {"ssgen": __version__, "model": self.config.name, "family": self.config.family,
                   "revision": self.config.revision(), **settings, "rng": rng,
                   "ssg": ssg.to_dict() if ssg is not None else None,
@@ -159,7 +161,7 @@ class Pipeline:
         return GenerationResult(images=to_pil(pixels), pixels=pixels, tokens=[t.cpu() for t in out.tokens],
                                 seeds=list(seeds), settings=per_image,
                                 logits=[lg.cpu() for lg in out.logits] if keep_logits else None,
-                                seconds=time.perf_counter() - t0)
+                                seconds=time.perf_counter() - t0, notes=notes)
 
 
 def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "auto",
