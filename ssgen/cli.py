@@ -241,7 +241,9 @@ def prepare(model, classes, prompts, n, output, kind, device, dtype, offline, sa
 def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str):
     """One generate call with a progress bar over scales (and --save-scales frames)."""
     saver = ScaleSaver(Path(save_scales), tag, {"model": pipe.config.name, "run": label}) if save_scales else None
-    prog, _, cb = scale_progress(pipe.n_scales, label)
+    opts = {k: v for k, v in kw.items() if k not in ("seed", "cfg", "top_k", "top_p", "more_smooth", "ssg", "rng",
+                                                      "classes", "prompts")}
+    prog, _, cb = scale_progress(pipe.num_scales(**opts), label)
     with prog:
         res = pipe.generate(on_scale=chain(cb, saver), **kw)
     if saver is not None:
@@ -355,10 +357,10 @@ def compare(
                                       save_scales)
     settings = [build_ssg(pipe, True, b, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
                 for b in (ssg_beta or [None])]
+    extra = family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual)
     for s in settings:
-        s.plan(pipe.n_scales)  # validate every column before generating anything
-    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, rng=rng,
-              **family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual))
+        s.plan(pipe.num_scales(**extra))  # validate every column before generating anything
+    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, rng=rng, **extra)
     kw["classes" if classes else "prompts"] = flat
     columns = [("no SSG", False)] + [(s.label(), s) for s in settings]
     results = [run_one(pipe, dict(kw, ssg=s), f"{label}: {len(flat)} image(s)", save_scales, f"col{j}-")

@@ -104,7 +104,15 @@ class Pipeline:
 
     @property
     def n_scales(self) -> int:
-        return self.family.n_scales
+        """Number of scales with the config's default options."""
+        return self.num_scales()
+
+    def num_scales(self, **options) -> int:
+        """Number of scales a generate() call with these options runs (Infinity: depends on pn, h_div_w)."""
+        per_call = getattr(self.family, "n_scales_for", None)
+        if per_call is None:
+            return self.family.n_scales
+        return per_call({**self.config.defaults, **{k: v for k, v in options.items() if v is not None}})
 
     def generate(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, *,
                  seed: int = 0, seeds: list[int] | None = None, cfg: float | list[float] | None = None,
@@ -134,7 +142,7 @@ class Pipeline:
         elif not isinstance(ssg, SSG):
             raise ConfigError(f"ssg must be None, False, True or ssgen.SSG(...), got {ssg!r}")
         if ssg is not None:
-            ssg.plan(self.n_scales)  # validate the range and beta list against this model
+            ssg.plan(self.num_scales(**family_kw))  # validate the range and beta list against this model
         opts = dict(self.config.defaults)
         for k, v in dict(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, **family_kw).items():
             if v is not None:

@@ -91,10 +91,10 @@ class ResnetBlock(nn.Module):
         self.nin_shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
 
     def forward(self, x):  # (B, cin, H, W) -> (B, cout, H, W)
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = self.conv1(F.silu(self.norm1(x), inplace=True))
+        h = self.conv2(F.silu(self.norm2(h), inplace=True))
         skip = x if self.nin_shortcut is None else self.nin_shortcut(x)
-        return skip + h
+        return h.add_(skip)
 
 
 class AttnBlock(nn.Module):
@@ -113,7 +113,7 @@ class AttnBlock(nn.Module):
         q, k, v = qkv.split(C, dim=-1)  # each (B, 1, HW, C)
         h = F.scaled_dot_product_attention(q, k, v, scale=C**-0.5)  # (B, 1, HW, C)
         h = h.view(B, H, W, C).permute(0, 3, 1, 2)  # (B, C, H, W) in channels_last memory
-        return x + self.proj_out(h)
+        return self.proj_out(h).add_(x)
 
 
 class Upsample2x(nn.Module):
@@ -168,7 +168,7 @@ class Decoder(nn.Module):
                     h = up.attn[j](h)
             if lvl != 0:
                 h = up.upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(F.silu(self.norm_out(h), inplace=True))
 
 
 class Phi(nn.Conv2d):
