@@ -49,8 +49,12 @@ class Backend(Protocol):
         """Take sampled tokens (B, N) (and soft probabilities (B, N, K) when smoothing) for scale k,
         update the running latent, prepare scale k+1's input; return the tokens in the public layout."""
 
-    def decode(self) -> torch.Tensor:
-        """Decode the running latent -> (B, 3, H, W) float32 in [0, 1]."""
+    def decode(self, rng: Rng) -> torch.Tensor:
+        """Decode the running latent -> (B, 3, H, W) float32 in [0, 1]. `rng` serves backends whose decode
+        is random (HART's residual diffusion draws from `rng.stream()`)."""
+
+    def preview(self) -> torch.Tensor:
+        """Decode the running latent as it stands after a scale (for --save-scales) -> (B, 3, H, W)."""
 
 
 @dataclass
@@ -85,5 +89,5 @@ def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, keep_logits: bool
         out.tokens.append(backend.advance(k, tokens, soft))
         if on_scale is not None:
             on_scale(k, backend)
-    out.pixels = backend.decode()
+    out.pixels = backend.decode(rng)
     return out

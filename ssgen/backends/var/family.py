@@ -139,7 +139,7 @@ class VarRun:
             self.x = self.m.var.next_input(vae.next_map(self.f_hat, nxt), k + 1)  # (2B, nxt*nxt, C)
         return tokens
 
-    def decode(self) -> torch.Tensor:
+    def decode(self, rng=None) -> torch.Tensor:
         self.m.var.reset_cache(release=True)
         return self.m.vae.decode(self.f_hat).float()  # (B, 3, H, W) in [0, 1]
 
