@@ -96,6 +96,16 @@ class VarModel:
         return VarRun(self, classes, t, top_k, top_p, smooth), settings
 
 
+def per_image(fn, *xs: torch.Tensor) -> torch.Tensor:
+    """Apply fn image by image (each input made contiguous) and concatenate.
+
+    Convolution kernels pick other algorithms for other batch sizes and memory layouts (a (1, l, C)
+    token map transposed to (1, C, h, w) is a channels-last view, a (B, ...) one is a copy); running
+    the VAE side per image on contiguous inputs makes pixels depend on an image's tokens alone, so a
+    batch run writes the same PNGs whatever its batch size."""
+    return torch.cat([fn(*(x[i:i + 1].contiguous() for x in xs)) for i in range(xs[0].shape[0])])
+
+
 class VarRun:
     """One generation call: the running latent and the transformer's next input."""
 
@@ -133,7 +143,7 @@ class VarRun:
         h = vae.embed(tokens) if soft is None else vae.embed_soft(soft.to(self.m.dtype))  # (B, pn*pn, Cvae)
         h = h.transpose(1, 2).reshape(self.B, -1, pn, pn)  # (B, Cvae, pn, pn)
         K = len(self.grid)
-        self.f_hat = vae.add_scale(self.f_hat, h, k, K)
+        self.f_hat = per_image(lambda f, x: vae.add_scale(f, x, k, K), self.f_hat, h)
         if k + 1 < K:
             nxt = self.grid[k + 1][0]
             self.x = self.m.var.next_input(vae.next_map(self.f_hat, nxt), k + 1)  # (2B, nxt*nxt, C)
@@ -141,11 +151,11 @@ class VarRun:
 
     def decode(self, rng=None) -> torch.Tensor:
         self.m.var.reset_cache(release=True)
-        return self.m.vae.decode(self.f_hat).float()  # (B, 3, H, W) in [0, 1]
+        return self.preview()
 
     def preview(self) -> torch.Tensor:
-        """Decode the running latent as it stands (for --save-scales)."""
-        return self.m.vae.decode(self.f_hat).float()
+        """Decode the running latent as it stands -> (B, 3, H, W) float32 in [0, 1]."""
+        return per_image(self.m.vae.decode, self.f_hat).float()
 
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,

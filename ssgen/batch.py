@@ -1,0 +1,341 @@
+"""Batch generation at scale: job lists, torch.distributed sharding, resume, manifest, .npz packing.
+
+Every image is defined by its global index i alone: its condition (class or prompt), its seed
+(`seed + i` unless the job gives one) and its settings. With the per-image RNG the pixels therefore do
+not depend on the number of processes, the batch size, or restarts. Rank r of W takes the indices
+i with i % W == r (so classes are spread evenly); images are written atomically as `{i:06d}.png`
+with their full settings, and a re-run skips every image that exists and decodes.
+
+Launch: `ssgen batch ...` (one process) or `torchrun --nproc_per_node N -m ssgen batch ...`
+(nccl on GPUs, gloo on the CPU).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .config import ModelConfig
+from .errors import ConfigError, SSGenError
+
+RUN_FILE = "run.json"
+MANIFEST = "manifest.jsonl"
+# Per-job keys that override the run's generate options.
+OVERRIDES = ("cfg", "top_k", "top_p", "more_smooth", "ssg", "tau", "negative_prompt", "pn", "h_div_w", "size",
+             "aspect", "system_prompt", "residual")
+PRESETS = {
+    # The upstream VAR evaluation protocol (VAR README): 50 images per class, PNG.
+    "imagenet-fid": {"family": "var", "classes": "0-999", "per_class": 50,
+                     "options": {"cfg": 1.5, "top_k": 900, "top_p": 0.96, "more_smooth": False}},
+}
+
+
+@dataclass
+class Job:
+    """One image: its global index, condition, seed and option overrides."""
+
+    index: int
+    seed: int
+    cls: int | None = None
+    prompt: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def condition(self) -> dict[str, Any]:
+        return {"class": self.cls} if self.cls is not None else {"prompt": self.prompt}
+
+
+# ----------------------------------------------------------------------------------------------
+# job lists
+# ----------------------------------------------------------------------------------------------
+
+
+def parse_class_ranges(text: str) -> list[int]:
+    """`0-999`, `1,5,9`, `0-9,100-109` -> list of ints."""
+    out: list[int] = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", part)
+        if not m:
+            raise ConfigError(f"malformed --classes {text!r}; use e.g. 0-999 or 1,5,9 or 0-9,100-109")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        if a > b:
+            raise ConfigError(f"malformed --classes {text!r}: {a}-{b} has start > end")
+        out.extend(range(a, b + 1))
+    return out
+
+
+def _job_from_record(rec: Any, index: int, base_seed: int, where: str) -> Job:
+    if not isinstance(rec, dict):
+        raise ConfigError(f"{where}: a job must be a mapping with `class` or `prompt`, got {rec!r}")
+    rec = {k: v for k, v in rec.items() if v is not None and v != ""}
+    cls, prompt = rec.pop("class", None), rec.pop("prompt", None)
+    seed = rec.pop("seed", None)
+    if (cls is None) == (prompt is None):
+        raise ConfigError(f"{where}: give exactly one of `class` or `prompt`")
+    unknown = set(rec) - set(OVERRIDES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: class, prompt, seed, "
+                          + ", ".join(OVERRIDES))
+    try:
+        cls = int(cls) if cls is not None else None
+        seed = int(seed) if seed is not None else base_seed + index
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: class and seed must be integers") from None
+    return Job(index=index, seed=seed, cls=cls, prompt=str(prompt) if prompt is not None else None, overrides=rec)
+
+
+def _coerce_csv(rec: dict[str, str]) -> dict[str, Any]:
+    """CSV cells are strings: parse numbers, booleans and JSON (e.g. an ssg mapping) where they parse."""
+    out: dict[str, Any] = {}
+    for k, v in rec.items():
+        if k is None:
+            raise ConfigError("a CSV row has more cells than the header")
+        v = (v or "").strip()
+        if k == "prompt" or v == "":
+            out[k] = v
+            continue
+        try:
+            out[k] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            out[k] = v
+    return out
+
+
+def read_jobs(path: str | Path, base_seed: int = 0) -> list[Job]:
+    """Jobs from a YAML list, JSON Lines or CSV file (by extension); one job = one image."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read job file {p}: {e.strerror or e}") from None
+    jobs: list[Job] = []
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                raise ConfigError(f"{p}:{n}: malformed JSON ({e.msg})") from None
+            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}"))
+    elif suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames:
+            raise ConfigError(f"{p} is empty: add a header line (class or prompt, seed, ...) and one job per line")
+        for n, row in enumerate(reader, 2):
+            try:
+                rec = _coerce_csv(row)
+            except ConfigError as e:
+                raise ConfigError(f"{p}:{n}: {e}") from None
+            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}"))
+    elif suffix in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            line = getattr(getattr(e, "problem_mark", None), "line", None)
+            raise ConfigError(f"{p}:{(line or 0) + 1}: malformed YAML") from None
+        if data is None:
+            data = []
+        if not isinstance(data, list):
+            raise ConfigError(f"{p}: a YAML job file is a list of jobs (- class: 207 / - prompt: ...)")
+        for n, rec in enumerate(data, 1):
+            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p} job {n}"))
+    else:
+        raise ConfigError(f"job file {p} must end in .yaml, .jsonl or .csv")
+    if not jobs:
+        raise ConfigError(f"job file {p} has no jobs")
+    return jobs
+
+
+def jobs_from_flags(classes: str | None, per_class: int, prompts_file: str | None, per_prompt: int,
+                    base_seed: int) -> list[Job]:
+    """`--classes 0-999 --per-class 50` or `--prompts-file F --per-prompt N`: index i -> condition i // n."""
+    if classes and prompts_file:
+        raise ConfigError("give either --classes or --prompts-file, not both")
+    if classes:
+        if per_class < 1:
+            raise ConfigError(f"--per-class must be at least 1, got {per_class}")
+        cl = parse_class_ranges(classes)
+        return [Job(index=i, seed=base_seed + i, cls=cl[i // per_class]) for i in range(len(cl) * per_class)]
+    if prompts_file:
+        if per_prompt < 1:
+            raise ConfigError(f"--per-prompt must be at least 1, got {per_prompt}")
+        try:
+            lines = [ln.strip() for ln in Path(prompts_file).read_text().splitlines()]
+        except OSError as e:
+            raise ConfigError(f"cannot read prompts file {prompts_file}: {e.strerror or e}") from None
+        ps = [ln for ln in lines if ln]
+        if not ps:
+            raise ConfigError(f"prompts file {prompts_file} has no prompts (one per line)")
+        return [Job(index=i, seed=base_seed + i, prompt=ps[i // per_prompt]) for i in range(len(ps) * per_prompt)]
+    raise ConfigError("nothing to generate: give --jobs FILE, --classes RANGE or --prompts-file FILE (or --preset)")
+
+
+def validate_jobs(jobs: list[Job], config: ModelConfig) -> None:
+    """Check every job against the model before any work starts."""
+    text_model = config.family != "var"
+    n_classes = int(config.model.get("num_classes", 1000))
+    for j in jobs:
+        if text_model and j.cls is not None:
+            raise ConfigError(f"job {j.index}: {config.name} is a text-to-image model; give prompts, not classes")
+        if not text_model:
+            if j.prompt is not None:
+                raise ConfigError(f"job {j.index}: {config.name} is class-conditional; give classes, not prompts")
+            if not 0 <= j.cls < n_classes:
+                raise ConfigError(f"job {j.index}: class {j.cls} is out of range 0..{n_classes - 1}")
+        elif not (j.prompt or "").strip():
+            raise ConfigError(f"job {j.index}: empty prompt")
+
+
+# ----------------------------------------------------------------------------------------------
+# the output folder
+# ----------------------------------------------------------------------------------------------
+
+
+def image_path(out: Path, index: int) -> Path:
+    return out / f"{index:06d}.png"
+
+
+def run_record(config: ModelConfig, options: dict[str, Any], ssg: Any, jobs: list[Job]) -> dict[str, Any]:
+    """What defines a run's images: if it differs from an existing folder's, resuming would mix runs."""
+    h = hashlib.sha256()
+    for j in jobs:
+        h.update(json.dumps([j.index, j.seed, j.cls, j.prompt, j.overrides], sort_keys=True, default=str).encode())
+    return {"model": config.name, "family": config.family, "revision": config.revision(), "options": options,
+            "ssg": ssg.to_dict() if ssg else None, "count": len(jobs), "jobs_sha256": h.hexdigest()}
+
+
+def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
+    """Create `out` or check that it holds this same run (else an error naming what differs)."""
+    from .output import check_writable
+
+    check_writable(out / "probe.png")
+    f = out / RUN_FILE
+    if f.exists():
+        try:
+            old = json.loads(f.read_text())
+        except ValueError:
+            old = None
+        if old != record and not overwrite:
+            diff = ([k for k in record if old is None or old.get(k) != record[k]] if isinstance(old, dict) else ["?"])
+            raise SSGenError(f"{out} holds the images of another run (different {', '.join(diff)}); "
+                             "use another --out, or --overwrite to replace them")
+        if old != record and overwrite:
+            for p in out.glob("[0-9]*.png"):
+                p.unlink()
+            (out / MANIFEST).unlink(missing_ok=True)
+    elif any(out.glob("[0-9]*.png")) and not overwrite:
+        raise SSGenError(f"{out} already holds images that ssgen batch did not write; use another --out")
+    for stale in out.glob(".*.tmp"):  # left by a killed run; never a complete file
+        stale.unlink(missing_ok=True)
+    write_atomic(f, json.dumps(record, indent=1, sort_keys=True).encode())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def is_complete(path: Path) -> bool:
+    """The PNG exists, decodes and carries ssgen's settings (writes are atomic; this catches damage)."""
+    from PIL import Image
+
+    if not path.is_file():
+        return False
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return "ssgen" in getattr(im, "text", {})
+    except Exception:
+        return False
+
+
+def write_manifest(out: Path, count: int) -> int:
+    """Rebuild manifest.jsonl from the images' own metadata, in index order; returns lines written."""
+    from .output import read_metadata
+
+    lines = []
+    for i in range(count):
+        p = image_path(out, i)
+        if p.is_file():
+            meta = read_metadata(p)
+            lines.append(json.dumps({"index": i, "file": p.name, **meta}, sort_keys=True))
+    write_atomic(out / MANIFEST, ("\n".join(lines) + "\n").encode() if lines else b"")
+    return len(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# running
+# ----------------------------------------------------------------------------------------------
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment (0, 1, 0 without it)."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def groups(jobs: list[Job], batch_size: int) -> Iterator[list[Job]]:
+    """Consecutive jobs with the same overrides, at most batch_size at a time."""
+    cur: list[Job] = []
+    for j in jobs:
+        if cur and (len(cur) == batch_size or cur[-1].overrides != j.overrides):
+            yield cur
+            cur = []
+        cur.append(j)
+    if cur:
+        yield cur
+
+
+def pack_npz(folder: str | Path, out: str | Path | None = None, num: int | None = None) -> tuple[Path, tuple]:
+    """Write `arr_0` (N, H, W, 3) uint8 in index order, as the ADM/guided-diffusion evaluator reads.
+
+    Streams image by image into the .npz (no N x H x W x 3 array in memory); checks that images
+    0..N-1 all exist and share one shape. N defaults to the run's count (run.json), else all images.
+    """
+    import numpy as np
+    from PIL import Image
+
+    d = Path(folder)
+    if not d.is_dir():
+        raise SSGenError(f"{d} is not a folder of images")
+    if num is None:
+        rf = d / RUN_FILE
+        num = json.loads(rf.read_text())["count"] if rf.exists() else len(list(d.glob("[0-9]*.png")))
+    if num < 1:
+        raise SSGenError(f"{d} holds no images to pack")
+    missing = [i for i in range(num) if not image_path(d, i).is_file()]
+    if missing:
+        raise SSGenError(f"{d} is missing {len(missing)} of {num} images (first: {image_path(d, missing[0]).name}); "
+                         "re-run the same `ssgen batch` command to finish them")
+    with Image.open(image_path(d, 0)) as im:
+        w, h = im.size
+    shape = (num, h, w, 3)
+    target = Path(out) if out else d.with_suffix(".npz")
+    tmp = target.with_name(f".{target.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open("arr_0.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            for i in range(num):
+                with Image.open(image_path(d, i)) as im:
+                    a = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                if a.shape != shape[1:]:
+                    tmp.unlink(missing_ok=True)
+                    raise SSGenError(f"{image_path(d, i).name} is {a.shape[1]}x{a.shape[0]}, not {w}x{h} like the rest")
+                f.write(a.tobytes())
+    os.replace(tmp, target)
+    return target, shape
+

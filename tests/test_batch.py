@@ -1,0 +1,209 @@
+"""`ssgen batch`: job files, sharding under torchrun, resume after SIGKILL, manifest, pack-npz."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_cli import ssgen
+
+from ssgen.batch import groups, jobs_from_flags, parse_class_ranges, read_jobs
+from ssgen.errors import ConfigError
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # torchrun gives each worker one thread; compare like with like
+
+
+def pngs(d):
+    return sorted(p.name for p in d.glob("[0-9]*.png"))
+
+
+def pixels(p):
+    return np.asarray(Image.open(p).convert("RGB"))
+
+
+def manifest(d):
+    return [json.loads(line) for line in (d / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_torchrun_two_processes_equal_single_process(tiny_var, tmp_path):
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    args = ["-m", str(tiny_var), "--classes", "0-2", "--per-class", "3", "--seed", "10"]
+    r = ssgen("batch", *args, "--out", str(single), "--batch-size", "4", env=ONE_THREAD)
+    assert r.returncode == 0, r.stderr
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "ssgen", "batch", *args, "--out", str(multi), "--batch-size", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, HF_HUB_OFFLINE="1", **ONE_THREAD))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert pngs(single) == pngs(multi) == [f"{i:06d}.png" for i in range(9)]
+    for name in pngs(single):
+        assert np.array_equal(pixels(single / name), pixels(multi / name)), name
+    m = manifest(multi)
+    assert [e["index"] for e in m] == list(range(9))
+    assert [e["class"] for e in m] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [e["seed"] for e in m] == list(range(10, 19))
+    assert all(e["model"] == "var-tiny" and e["rng"] == "per-image" for e in m)
+    assert manifest(single) == m
+
+
+def test_sigkill_and_resume(tiny_var, tmp_path):
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    args = ["-m", str(tiny_var), "--classes", "0-11", "--per-class", "2", "--batch-size", "1"]
+    r = ssgen("batch", *args, "--out", str(ref))
+    assert r.returncode == 0, r.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "ssgen", "batch", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    deadline = time.time() + 120
+    while time.time() < deadline and len(pngs(out) if out.exists() else []) < 4:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_before = len(pngs(out))
+    assert 4 <= n_before < 24, "the run must have been killed mid-way"
+    r = ssgen("batch", *args, "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert f"{n_before} of rank 0's 24 were already there" in r.stdout or n_before > 0
+    assert pngs(out) == pngs(ref) and len(pngs(out)) == 24
+    for name in pngs(ref):
+        assert np.array_equal(pixels(ref / name), pixels(out / name)), name
+    m = manifest(out)
+    assert [e["index"] for e in m] == list(range(24))
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_resume_regenerates_damaged_and_missing(tiny_var, tmp_path):
+    out = tmp_path / "out"
+    args = ["-m", str(tiny_var), "--classes", "5", "--per-class", "4", "--out", str(out)]
+    assert ssgen("batch", *args).returncode == 0
+    good = pixels(out / "000001.png")
+    data = (out / "000001.png").read_bytes()
+    (out / "000001.png").write_bytes(data[: len(data) // 2])  # damaged
+    (out / "000002.png").unlink()  # missing
+    before = (out / "000000.png").stat().st_mtime_ns
+    r = ssgen("batch", *args)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(pixels(out / "000001.png"), good)
+    assert (out / "000002.png").is_file()
+    assert (out / "000000.png").stat().st_mtime_ns == before  # complete images are skipped
+
+
+def test_changed_setting_is_an_error_unless_overwrite(tiny_var, tmp_path):
+    out = tmp_path / "out"
+    args = ["-m", str(tiny_var), "--classes", "1", "--per-class", "2", "--out", str(out)]
+    assert ssgen("batch", *args).returncode == 0
+    r = ssgen("batch", *args, "--cfg", "1.5")
+    assert r.returncode == 2 and "another run" in r.stderr and "options" in r.stderr
+    r = ssgen("batch", *args, "--cfg", "1.5", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert all(e["cfg"] == 1.5 for e in manifest(out))
+
+
+def test_pack_npz(tiny_var, tmp_path):
+    out = tmp_path / "run"
+    assert ssgen("batch", "-m", str(tiny_var), "--classes", "3-4", "--per-class", "2", "--out", str(out)).returncode == 0
+    r = ssgen("pack-npz", str(out))
+    assert r.returncode == 0, r.stderr
+    arr = np.load(tmp_path / "run.npz")["arr_0"]
+    assert arr.shape == (4, 64, 64, 3) and arr.dtype == np.uint8
+    for i in range(4):
+        assert np.array_equal(arr[i], pixels(out / f"{i:06d}.png"))
+    (out / "000003.png").unlink()
+    r = ssgen("pack-npz", str(out))
+    assert r.returncode == 2 and "missing 1 of 4" in r.stderr
+
+
+def test_job_files_with_overrides(tiny_var, tmp_path):
+    jl = tmp_path / "jobs.jsonl"
+    jl.write_text('{"class": 1}\n{"class": 2, "seed": 99, "cfg": 1.5}\n\n{"class": 3, "ssg": false}\n')
+    out = tmp_path / "out"
+    r = ssgen("batch", "-m", str(tiny_var), "--jobs", str(jl), "--out", str(out), "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    m = manifest(out)
+    assert [(e["class"], e["seed"], e["cfg"]) for e in m] == [(1, 5, 4.0), (2, 99, 1.5), (3, 7, 4.0)]
+    assert m[0]["ssg"] is not None and m[2]["ssg"] is None
+
+
+def test_read_jobs_formats(tmp_path):
+    y = tmp_path / "j.yaml"
+    y.write_text("- {class: 7, seed: 3, ssg: {beta: 1.0, scales: [1, 3]}}\n- prompt: a red fox\n")
+    jobs = read_jobs(y, base_seed=100)
+    assert (jobs[0].cls, jobs[0].seed, jobs[0].overrides["ssg"]["beta"]) == (7, 3, 1.0)
+    assert (jobs[1].prompt, jobs[1].seed) == ("a red fox", 101)
+    c = tmp_path / "j.csv"
+    c.write_text("prompt,seed,cfg,more_smooth\na cat,,3.5,true\n\"a dog, running\",4,,\n")
+    jobs = read_jobs(c)
+    assert jobs[0].prompt == "a cat" and jobs[0].seed == 0 and jobs[0].overrides == {"cfg": 3.5, "more_smooth": True}
+    assert jobs[1].prompt == "a dog, running" and jobs[1].seed == 4 and jobs[1].overrides == {}
+
+
+@pytest.mark.parametrize("name, text, msg", [
+    ("e.jsonl", "", "has no jobs"),
+    ("e.yaml", "", "has no jobs"),
+    ("e.csv", "", "is empty"),
+    ("m.jsonl", '{"class": 1}\n{"class": 2\n', "m.jsonl:2: malformed JSON"),
+    ("m.csv", "class,seed\n1,2\nx,3\n", "m.csv:3"),
+    ("u.jsonl", '{"class": 1, "colour": "red"}\n', "u.jsonl:1: unknown field(s) colour"),
+    ("b.jsonl", '{"class": 1, "prompt": "x"}\n', "exactly one of"),
+    ("t.txt", "1\n", "must end in .yaml, .jsonl or .csv"),
+])
+def test_bad_job_files(tmp_path, name, text, msg):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        read_jobs(p)
+    assert msg in str(e.value)
+
+
+def test_flags_and_groups():
+    assert parse_class_ranges("0-2,7") == [0, 1, 2, 7]
+    jobs = jobs_from_flags("0-999", 50, None, 1, 0)
+    assert len(jobs) == 50_000 and jobs[49].cls == 0 and jobs[50].cls == 1 and jobs[-1].seed == 49_999
+    with pytest.raises(ConfigError):
+        parse_class_ranges("5-1")
+    js = jobs_from_flags("0-4", 1, None, 1, 0)
+    js[2].overrides = {"cfg": 2.0}
+    assert [[j.index for j in g] for g in groups(js, 2)] == [[0, 1], [2], [3, 4]]
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--classes", "0-1000"], "class 1000 is out of range"),
+    (["--prompts-file", "PROMPTS"], "class-conditional"),
+    ([], "nothing to generate"),
+    (["--classes", "1", "--preset", "imagenet-fid"], None),  # preset with explicit classes is fine
+    (["--preset", "coco"], "unknown preset"),
+    (["--classes", "1", "--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_batch_bad_input(tiny_var, tmp_path, args, msg):
+    pf = tmp_path / "p.txt"
+    pf.write_text("a fox\n")
+    args = [str(pf) if a == "PROMPTS" else a for a in args]
+    out = tmp_path / "out"
+    r = ssgen("batch", "-m", str(tiny_var), "--out", str(out), *args)
+    if msg is None:
+        assert r.returncode == 0, r.stderr
+        return
+    assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists() or not pngs(out)
+
+
+def test_preset_needs_var(tmp_path):
+    cfg = tmp_path / "t2i.yaml"
+    cfg.write_text("name: t2i\nfamily: infinity\nweights: {}\n")
+    r = ssgen("batch", "-m", str(cfg), "--out", str(tmp_path / "o"), "--preset", "imagenet-fid")
+    assert r.returncode == 2 and "preset imagenet-fid is for VAR models" in r.stderr
+
+
+def test_folder_with_foreign_images(tiny_var, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    Image.new("RGB", (8, 8)).save(out / "000000.png")
+    r = ssgen("batch", "-m", str(tiny_var), "--classes", "1", "--out", str(out))
+    assert r.returncode == 2 and "did not write" in r.stderr
