@@ -201,3 +201,29 @@ def test_bf16_close_to_fp32(tiny):
     img, img16 = vae.decode(ref_fhat[:1]), v16.decode(ref_fhat[:1])
     assert img16.dtype == torch.float32 and (img16 - img).abs().mean() < 0.02
     assert math.isfinite(img16.sum().item())
+
+
+@pytest.mark.parametrize("kw", [dict(shared_aln=True), dict(attn_l2_norm=False), dict()])
+@torch.inference_mode()
+def test_variants_run_and_cache_resets(kw):
+    cfg = VARConfig(depth=2, width=128, heads=2, patch_nums=(1, 2, 3), vocab_size=64, latent_channels=8, **kw)
+    model = VAR(cfg).init_random(std=0.1, seed=0).eval()
+    g = torch.Generator().manual_seed(0)
+    maps = [torch.randn(2, 8, pn, pn, generator=g) for pn in cfg.patch_nums]
+
+    def run():
+        model.reset_cache()
+        cond = model.cond_embed(torch.tensor([3, 7]))
+        x, out = model.first_input(cond), []
+        for k, pn in enumerate(cfg.patch_nums):
+            out.append(model.forward_scale(x, cond))
+            assert out[-1].shape == (4, pn * pn, 64) and out[-1].dtype == torch.float32
+            if k + 1 < len(cfg.patch_nums):
+                x = model.next_input(maps[k + 1], k + 1)
+        return out
+
+    first, again = run(), run()  # the second run reuses the cache buffers
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert all(torch.isfinite(a).all() for a in first)
+    with pytest.raises(RuntimeError, match="reset_cache"):  # a 4th scale overflows the cache
+        model.forward_scale(model.next_input(maps[2], 2), model.cond_embed(torch.tensor([3, 7])))

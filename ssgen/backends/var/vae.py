@@ -108,11 +108,9 @@ class AttnBlock(nn.Module):
 
     def forward(self, x):  # (B, C, H, W)
         B, C, H, W = x.shape
-        qkv = self.qkv(self.norm(x))  # (B, 3C, H, W)
-        qkv = qkv.permute(0, 2, 3, 1).reshape(B, 1, H * W, 3 * C)  # (B, 1, HW, 3C); free if channels_last
-        q, k, v = qkv.split(C, dim=-1)  # each (B, 1, HW, C)
-        h = F.scaled_dot_product_attention(q, k, v, scale=C**-0.5)  # (B, 1, HW, C)
-        h = h.view(B, H, W, C).permute(0, 3, 1, 2)  # (B, C, H, W) in channels_last memory
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3, C, H * W).unbind(1)  # each (B, C, HW)
+        w = torch.bmm(q.transpose(1, 2), k).mul_(C**-0.5).softmax(dim=-1)  # (B, HW_q, HW_k)
+        h = torch.bmm(v, w.transpose(1, 2)).view(B, C, H, W)  # (B, C, HW_q) -> (B, C, H, W)
         return self.proj_out(h).add_(x)
 
 
