@@ -108,7 +108,8 @@ def test_changed_setting_is_an_error_unless_overwrite(tiny_var, tmp_path):
 
 def test_pack_npz(tiny_var, tmp_path):
     out = tmp_path / "run"
-    assert ssgen("batch", "-m", str(tiny_var), "--classes", "3-4", "--per-class", "2", "--out", str(out)).returncode == 0
+    r = ssgen("batch", "-m", str(tiny_var), "--classes", "3-4", "--per-class", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
     r = ssgen("pack-npz", str(out))
     assert r.returncode == 0, r.stderr
     arr = np.load(tmp_path / "run.npz")["arr_0"]
