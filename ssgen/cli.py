@@ -132,8 +132,10 @@ def load_pipe(model: str, device: str, dtype: str, offline: bool):
     if offline:
         go_offline()
 
-    with err.status(f"loading {model} ..."):
-        return load(model, device=device, dtype=dtype, offline=True if offline else None, progress=True)
+    # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
+    if err.is_terminal:
+        err.print(f"[dim]loading {model} ...[/]", highlight=False)
+    return load(model, device=device, dtype=dtype, offline=True if offline else None, progress=True)
 
 
 # ----------------------------------------------------------------------------------------------

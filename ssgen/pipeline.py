@@ -57,7 +57,7 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return DTYPES[dtype]
 
 
-def resolve_weight(config: ModelConfig, role: str, offline: bool | None = None) -> Path:
+def resolve_weight(config: ModelConfig, role: str, offline: bool | None = None, progress: bool = True) -> Path:
     """The local path of one weights role: downloaded (pinned, verified) from the Hub or a local path."""
     from . import hub
 
@@ -67,12 +67,13 @@ def resolve_weight(config: ModelConfig, role: str, offline: bool | None = None) 
     if spec.path is not None:
         p = hub.resolve_local(spec.path, config.base_dir)
         if spec.sha256 and p.is_file():
-            hub.verify_sha256(p, spec.sha256)
+            hub.verify_sha256(p, spec.sha256, progress=progress)
         return p
     if spec.file is not None:
-        return hub.resolve_file(spec.repo, spec.file, spec.revision, spec.sha256, offline=offline)
+        return hub.resolve_file(spec.repo, spec.file, spec.revision, spec.sha256, offline=offline,
+                                progress=progress)
     return hub.resolve_folder(spec.repo, spec.revision, subfolder=spec.folder or None, allow_patterns=spec.allow,
-                              offline=offline)
+                              offline=offline, progress=progress)
 
 
 @dataclass

@@ -169,8 +169,8 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     vae_cfg = VQVAEConfig(vocab_size=vcfg.vocab_size, latent_channels=vcfg.latent_channels,
                           ch=int(config.model.get("vae_ch", 160)), patch_nums=vcfg.patch_nums)
 
-    t_path = resolve_weight(config, "transformer", offline)
-    v_path = resolve_weight(config, "vae", offline)
+    t_path = resolve_weight(config, "transformer", offline, progress)
+    v_path = resolve_weight(config, "vae", offline, progress)
 
     sd = drop_keys(read_state_dict(t_path), IGNORED_KEYS_VAR)
     try:
