@@ -55,27 +55,27 @@ def test_torchrun_two_processes_equal_single_process(tiny_var, tmp_path):
 
 def test_sigkill_and_resume(tiny_var, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
-    args = ["-m", str(tiny_var), "--classes", "0-11", "--per-class", "2", "--batch-size", "1"]
+    args = ["-m", str(tiny_var), "--classes", "0-7", "--per-class", "1", "--batch-size", "1"]
     r = ssgen("batch", *args, "--out", str(ref))
     assert r.returncode == 0, r.stderr
     proc = subprocess.Popen([sys.executable, "-m", "ssgen", "batch", *args, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
     deadline = time.time() + 120
-    while time.time() < deadline and len(pngs(out) if out.exists() else []) < 4:
-        time.sleep(0.05)
+    while time.time() < deadline and len(pngs(out) if out.exists() else []) < 2:
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     n_before = len(pngs(out))
-    assert 4 <= n_before < 24, "the run must have been killed mid-way"
+    assert 2 <= n_before < 8, "the run must have been killed mid-way"
     r = ssgen("batch", *args, "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert f"{n_before} of rank 0's 24 were already there" in r.stdout or n_before > 0
-    assert pngs(out) == pngs(ref) and len(pngs(out)) == 24
+    assert f"({n_before} of rank 0's 8 were already there)" in r.stdout
+    assert pngs(out) == pngs(ref) and len(pngs(out)) == 8
     for name in pngs(ref):
         assert np.array_equal(pixels(ref / name), pixels(out / name)), name
     m = manifest(out)
-    assert [e["index"] for e in m] == list(range(24))
+    assert [e["index"] for e in m] == list(range(8))
     assert not list(out.glob(".*.tmp"))
 
 

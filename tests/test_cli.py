@@ -125,8 +125,9 @@ def test_wrong_model_checkpoint(tiny_var, tmp_path):
 def test_models_list():
     r = ssgen("models", "list", "--json")
     assert r.returncode == 0, r.stderr
-    names = [m["name"] for m in json.loads(r.stdout)]
-    assert names == ["var-d16", "var-d20", "var-d24", "var-d30", "var-d36"]
+    models = {m["name"]: m for m in json.loads(r.stdout)}
+    assert {"var-d16", "var-d20", "var-d24", "var-d30", "var-d36"} <= set(models)
+    assert models["var-d36"]["family"] == "var" and models["var-d30"]["cached"] is False
 
 
 def test_missing_weights_offline(tmp_path):
