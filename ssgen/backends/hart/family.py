@@ -1,0 +1,356 @@
+"""HART as a family the generic loop drives: loading (config files <-> checkpoint checks) and one
+generation call.
+
+Weights roles (folders): `transformer` = `llm/` (config.json + ema_model.bin; `model.use_ema: false`
+in the YAML selects pytorch_model.bin), `vae` = `tokenizer/`, `text_encoder` = a Qwen2 folder, and
+optionally `safety` = google/shieldgemma-2b for `safety_check=True`. The architecture is read from
+`llm/config.json` and `tokenizer/config.json`; the YAML `model:` section may be empty, and any of
+`patch_nums`, `vocab_size`, `latent_channels`, `context_token`, `resolution` given there is checked
+against those files.
+
+Sampling as upstream's `autoregressive_infer_cfg`, made explicit (options of `Pipeline.generate`):
+- `cfg` (4.5): VAR's ramp, t_k = cfg * k / (K - 1), logits (1 + t) * cond - t * uncond; **the last
+  scale uses t = cfg * (K - 2) / (K - 1)** (upstream reuses the previous scale's ratio there: a
+  stale variable, kept because the released outputs depend on it); the residual diffusion head uses
+  the same last-scale t. A list gives t_k for every scale explicitly (no ramp, no stale value).
+- `top_k`: a number for every scale, or a list with one value per scale (a shorter list repeats its
+  last value); by default upstream's hard-coded 600 for scales 0-6 and 300 after (the packaged config
+  spells it `[600, 600, 600, 600, 600, 600, 600, 300]`). `top_p` (0 = off).
+- `more_smooth` (True): Gumbel soft embeddings as VAR (logits * (1 + r), tau = max(0.27 (1 - 0.95 r),
+  0.005), r = k / (K - 1), the stale r at the last scale), drawn after the multinomial; the residual
+  head still conditions on the hard codes.
+- `system_prompt` (True): the conditioning prefix in front of every prompt (see text.py).
+- `residual` (True): the diffusion head adds the continuous residual at the last scale; False is
+  upstream's final_stage=1 (discrete tokens only).
+- `safety_check` (False): ShieldGemma-2B prompt check (gated model; see safety.py).
+Scale 0's logits come from the last prefix position (l = 1). The residual's noise comes from
+`rng.stream()`: in rng="batch" mode a second generator seeded with the same seed, drawing x_T and
+then one (2B, l, Cvae) draw per step, as upstream's global-RNG calls after `torch.manual_seed(seed)`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...checkpoint import drop_keys, load_into, read_state_dict
+from ...config import ModelConfig
+from ...errors import ConfigError, WeightsError
+from ...loop import ScaleSampling
+from .model import HART, IGNORED_KEYS_HART, HARTConfig, fields_from_state_dict
+from .text import EncodedPrompts, TextEncoder
+from .tokenizer import HybridTokenizer, read_config, read_tokenizer_state, vqvae_config, weight_file
+
+OPTIONS = ("cfg", "top_k", "top_p", "more_smooth", "system_prompt", "residual", "safety_check")
+BOOL_OPTIONS = {"more_smooth": True, "system_prompt": True, "residual": True, "safety_check": False}
+STATE_FIELDS = ("depth", "embed_dim", "latent_channels", "context_dim", "vocab_size", "attn_type", "mlp_type",
+                "attn_l2_norm", "use_context_norm", "num_heads")
+
+
+def upstream_top_k(k: int) -> int:
+    """Upstream's hard-coded top-k: 600 for scales 0-6, 300 after."""
+    return 600 if k < 7 else 300
+
+
+def cfg_schedule(cfg: float, n_scales: int) -> list[float]:
+    """Per-scale CFG weight of a number `cfg`: the ramp, with upstream's stale ratio at the last scale."""
+    K = n_scales
+    return [cfg * k / (K - 1) for k in range(K - 1)] + [cfg * (K - 2) / (K - 1)]
+
+
+def smooth_ratio(k: int, n_scales: int) -> float:
+    """The ratio r of scale k in the Gumbel smoothing (stale (K-2)/(K-1) at the last scale, as upstream)."""
+    K = n_scales
+    return (k if k < K - 1 else K - 2) / (K - 1)
+
+
+@dataclass
+class HartModel:
+    """Loaded HART: transformer (+ diffusion head), hybrid tokenizer and text encoder on one device/dtype."""
+
+    config: ModelConfig
+    hart_cfg: HARTConfig
+    model: HART
+    tokenizer: HybridTokenizer
+    text: TextEncoder
+    device: torch.device
+    dtype: torch.dtype
+    offline: bool | None = None
+    safety: Any = None  # SafetyChecker, loaded on first use
+
+    @property
+    def patch_nums(self) -> tuple[int, ...]:
+        return self.hart_cfg.patch_nums
+
+    @property
+    def n_scales(self) -> int:
+        return len(self.patch_nums)
+
+    @property
+    def resolution(self) -> int:
+        return self.patch_nums[-1] * self.tokenizer.downsample
+
+    def parse_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Validate the per-call options -> dict with t (per scale), top_k (per scale), top_p and the flags."""
+        unknown = set(options) - set(OPTIONS)
+        if unknown:
+            hint = ""
+            if "negative_prompt" in unknown:
+                hint = " (HART has no negative prompt: its unconditional branch is fixed)"
+            raise ConfigError(f"unknown option(s) for HART: {', '.join(sorted(unknown))}{hint}; HART takes "
+                              + ", ".join(OPTIONS))
+        K, name = self.n_scales, self.config.name
+        cfg = options.get("cfg", 4.5)
+        if isinstance(cfg, (list, tuple)):
+            if len(cfg) != K:
+                raise ConfigError(f"cfg list has {len(cfg)} values but {name} has {K} scales")
+            t = [float(v) for v in cfg]
+        elif isinstance(cfg, (int, float)) and not isinstance(cfg, bool):
+            t = cfg_schedule(float(cfg), K)
+        else:
+            raise ConfigError(f"cfg must be a number or a list of {K} numbers, got {cfg!r}")
+        if not all(math.isfinite(v) for v in t):
+            raise ConfigError(f"cfg must be finite, got {cfg!r}")
+        top_k, top_p = options.get("top_k"), options.get("top_p", 0.0)
+        try:
+            if top_k is None:
+                ks = [upstream_top_k(k) for k in range(K)]
+            elif isinstance(top_k, (list, tuple)):  # one per scale; a shorter list repeats its last value
+                if not 1 <= len(top_k) <= K:
+                    raise ConfigError(f"top_k list has {len(top_k)} values but {name} has {K} scales")
+                ks = [int(v) for v in top_k] + [int(top_k[-1])] * (K - len(top_k))
+            else:
+                ks = [int(top_k)] * K
+            top_p = float(top_p)
+        except (TypeError, ValueError):
+            raise ConfigError(f"top_k must be an integer or a list of integers and top_p a number, got "
+                              f"top_k={top_k!r}, top_p={top_p!r}") from None
+        if any(v < 0 for v in ks) or not 0.0 <= top_p <= 1.0:
+            raise ConfigError(f"top_k must be >= 0 and top_p within [0, 1], got top_k={top_k}, top_p={top_p}")
+        out = {"t": t, "top_k": ks, "top_p": top_p}
+        for flag, default in BOOL_OPTIONS.items():
+            v = options.get(flag, default)
+            if not isinstance(v, bool):
+                raise ConfigError(f"{flag} must be true or false, got {v!r}")
+            out[flag] = v
+        return out
+
+    def encode(self, prompts: list[str], system_prompt: bool = True) -> EncodedPrompts:
+        """Prompts -> text features (B, T, Dt) and HART's mask/position ids (see text.py)."""
+        enc = self.text.encode(prompts, self.hart_cfg.context_token, system_prompt)
+        if enc.features.shape[-1] != self.hart_cfg.context_dim:
+            raise WeightsError(f"the text encoder gives {enc.features.shape[-1]}-dim features but the transformer "
+                               f"expects context_dim={self.hart_cfg.context_dim}; check weights.text_encoder")
+        return enc
+
+    def backend(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]):
+        if classes is not None or prompts is None:
+            raise ConfigError(f"{self.config.name} is a text-to-image model: pass prompts (--prompt TEXT), not classes")
+        o = self.parse_options(options)
+        if o["safety_check"]:
+            if self.safety is None:
+                from .safety import load_checker
+
+                self.safety = load_checker(self.config, self.device, self.offline)
+            self.safety.check(prompts)
+        enc = self.encode(prompts, o["system_prompt"])
+        cfg = options.get("cfg", 4.5)
+        settings = {"cfg": list(cfg) if isinstance(cfg, (list, tuple)) else cfg, "cfg_per_scale": o["t"],
+                    "top_k": o["top_k"], "top_p": o["top_p"], "more_smooth": o["more_smooth"],
+                    "system_prompt": o["system_prompt"], "residual": o["residual"],
+                    "safety_check": o["safety_check"], "notes": list(enc.notes)}
+        return HartRun(self, enc, o), settings
+
+
+class HartRun:
+    """One generation call: the text condition, the running latent and the transformer's next input.
+
+    After `decode`, `residual` (B, P*P, Cvae) (None without the diffusion head) and `fhat`
+    (B, Cvae, P, P), the latent handed to the decoder, are kept for inspection.
+    """
+
+    def __init__(self, m: HartModel, enc: EncodedPrompts, o: dict):
+        self.m, self.enc = m, enc
+        self.t, self.top_k, self.top_p = o["t"], o["top_k"], o["top_p"]
+        self.smooth, self.use_residual = o["more_smooth"], o["residual"]
+        pns = m.patch_nums
+        self.grid = [(p, p) for p in pns]
+        self.B = enc.features.shape[0]
+        model = m.model
+        model.reset_cache()
+        self.ctx = model.context(enc.features.to(m.device), enc.mask.to(m.device), enc.position_ids.to(m.device))
+        self.x = model.first_input(self.ctx)  # (2B, T, C)
+        P, Cv = pns[-1], m.hart_cfg.latent_channels
+        self.f_hat = torch.zeros(self.B, Cv, P, P, device=m.device, dtype=torch.float32)  # (B, Cvae, P, P)
+        self.h_last = None  # (2B, P*P, C) final hidden states of the last scale
+        self.last_codes = None  # (B, P*P) hard indices of the last scale
+        self.last_h = None  # (B, P*P, Cvae) last-scale embedding (soft with more_smooth)
+        self.residual = None
+        self.fhat = None
+
+    def logits(self, k: int) -> torch.Tensor:
+        h = self.m.model.forward_scale(self.x, self.ctx, k)  # (2B, l, C)
+        if k == len(self.grid) - 1:
+            self.h_last = h
+        if k == 0:
+            h = h[:, -1:]  # scale 0 is predicted from the last prefix position
+        return self.m.model.logits(h, self.ctx)  # (2B, pn*pn, V) float32
+
+    def guide(self, k: int, raw: torch.Tensor) -> torch.Tensor:
+        t, B = self.t[k], self.B
+        return (1 + t) * raw[:B] - t * raw[B:]  # (B, pn*pn, V)
+
+    def sampling(self, k: int) -> ScaleSampling:
+        smooth = None
+        if self.smooth:
+            r = smooth_ratio(k, len(self.grid))
+            smooth = (1 + r, max(0.27 * (1 - 0.95 * r), 0.005))
+        return ScaleSampling(self.top_k[k], self.top_p, smooth)
+
+    def categories(self, l: torch.Tensor) -> torch.Tensor:
+        return l  # (B, pn*pn, V): one categorical over the codebook per position
+
+    def advance(self, k: int, tokens: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
+        tok, K, pn = self.m.tokenizer, len(self.grid), self.grid[k][0]
+        h = tok.embed(tokens) if soft is None else tok.embed_soft(soft.to(self.m.dtype))  # (B, l, Cvae)
+        if k < K - 1:
+            h = h.transpose(1, 2).reshape(self.B, -1, pn, pn)  # (B, Cvae, pn, pn)
+            self.f_hat = tok.add_scale(self.f_hat, h, k, K)
+            nxt = self.grid[k + 1][0]
+            self.x = self.m.model.next_input(tok.next_map(self.f_hat, nxt), k + 1)  # (2B, nxt*nxt, C)
+        else:  # the hybrid last scale: added in decode, with the residual and without phi
+            self.last_codes, self.last_h = tokens, h
+        return tokens
+
+    def sample_residual(self, rng) -> torch.Tensor:
+        """The diffusion head's residual (B, l, Cvae) float32 for the last scale."""
+        model, tok = self.m.model, self.m.tokenizer
+        B, l = self.last_codes.shape
+        Cv = self.m.hart_cfg.latent_channels
+        z = model.residual_condition(self.h_last, tok.embed(self.last_codes))  # (2B, l, C)
+        t = self.t[-1]
+        s = rng.stream()
+        rows = 2 * B if s.mode == "batch" else B  # upstream draws per-step noise for both CFG halves
+
+        def step_noise() -> torch.Tensor:
+            return s.normal((rows, l, Cv))[:B].reshape(B * l, Cv)
+
+        if s.mode == "batch" and t == 1.0:  # upstream's unguided path draws x_T for both halves too
+            x_T = step_noise()
+        else:
+            x_T = s.normal((B, l, Cv)).reshape(B * l, Cv)
+        res = model.diffloss.sample(z.reshape(2 * B * l, -1), t, x_T, step_noise)  # (B*l, Cvae)
+        return res.view(B, l, Cv)
+
+    def decode(self, rng=None) -> torch.Tensor:
+        h = self.last_h.float()
+        if self.use_residual:
+            if rng is None:
+                raise ValueError("HART's residual diffusion needs the loop's Rng: decode(rng)")
+            self.residual = self.sample_residual(rng)
+            h = h + self.residual
+        self.m.model.reset_cache(release=True)
+        self.h_last = None
+        self.fhat = self.m.tokenizer.add_last(self.f_hat, h)  # (B, Cvae, P, P)
+        return self.m.tokenizer.decode(self.fhat).float()  # (B, 3, H, W) in [0, 1]
+
+    def preview(self) -> torch.Tensor:
+        """Decode the running latent as it stands (for --save-scales); the last scale without residual."""
+        f = self.f_hat if self.last_h is None else self.m.tokenizer.add_last(self.f_hat, self.last_h.float())
+        return self.m.tokenizer.decode(f).float()
+
+
+# ------------------------------------------------------------------------------------------------
+# loading
+# ------------------------------------------------------------------------------------------------
+
+
+def _read_json(p: Path, role: str) -> dict:
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"{p} not found: weights.{role} must be the HART {p.parent.name}/ folder "
+                           "with its config.json") from None
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"cannot read {p}: {str(e).splitlines()[0]}") from None
+
+
+def _transformer_files(path: Path, use_ema: bool) -> tuple[Path, Path]:
+    """(config.json, weights file) of the `transformer` role: the llm/ folder, or one of its files."""
+    if path.is_file():
+        return path.parent / "config.json", path
+    name = "ema_model.bin" if use_ema else "pytorch_model.bin"
+    w = path / name
+    if not w.is_file():
+        raise WeightsError(f"{w} not found; the llm/ folder needs {name} (use_ema={use_ema}); for a Hub config "
+                           f"add {name} to weights.transformer.allow")
+    return path / "config.json", w
+
+
+def _check_model_section(config: ModelConfig, hcfg: HARTConfig, resolution: int) -> None:
+    """Fields of the YAML `model:` section must agree with the files (a mismatch names the field)."""
+    derived = {"patch_nums": list(hcfg.patch_nums), "vocab_size": hcfg.vocab_size,
+               "latent_channels": hcfg.latent_channels, "context_token": hcfg.context_token, "resolution": resolution}
+    for f, have in derived.items():
+        if f in config.model:
+            want = list(config.model[f]) if isinstance(config.model[f], (list, tuple)) else config.model[f]
+            if want != have:
+                raise WeightsError(f"the HART files give {f}={have} but config {config.name} says {f}={want}; "
+                                   "fix the config's model section or its weights")
+
+
+def _check_state(sd: dict, hcfg: HARTConfig, path: Path) -> None:
+    try:
+        found = fields_from_state_dict(sd)
+    except (KeyError, ValueError, IndexError) as e:
+        raise WeightsError(f"{path} is not a HART transformer checkpoint (no {e}); check weights.transformer") from None
+    for f in STATE_FIELDS:
+        if f in found and found[f] != getattr(hcfg, f):
+            raise WeightsError(f"transformer checkpoint {path} has {f}={found[f]} but the model config says "
+                               f"{f}={getattr(hcfg, f)}: llm/config.json and the weights (or the tokenizer) "
+                               "belong to different models")
+    if "n_scales" in found and found["n_scales"] != len(hcfg.patch_nums):
+        raise WeightsError(f"transformer checkpoint {path} has {found['n_scales']} scales but llm/config.json "
+                           f"has patch_nums {list(hcfg.patch_nums)}")
+
+
+def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
+         progress: bool = False) -> HartModel:
+    from ...pipeline import resolve_weight
+
+    use_ema = config.model.get("use_ema", True)
+    if not isinstance(use_ema, bool):
+        raise ConfigError(f"{config.name}: model.use_ema must be true or false, got {use_ema!r}")
+    t_path = resolve_weight(config, "transformer", offline)
+    v_path = resolve_weight(config, "vae", offline)
+    cfg_file, w_file = _transformer_files(Path(t_path), use_ema)
+    v_dir = Path(v_path) if Path(v_path).is_dir() else Path(v_path).parent
+    hcfg = HARTConfig.from_files(_read_json(cfg_file, "transformer"), read_config(v_dir))
+    vcfg = vqvae_config(read_config(v_dir), hcfg.patch_nums)
+    _check_model_section(config, hcfg, hcfg.patch_nums[-1] * 2 ** (len(vcfg.ch_mult) - 1))
+
+    sd = drop_keys(read_state_dict(w_file), IGNORED_KEYS_HART)  # the 380 MB mask is never read
+    _check_state(sd, hcfg, w_file)
+    with torch.device("meta"):
+        model = HART(hcfg)
+    load_into(model, sd, "transformer", w_file)
+    del sd
+
+    v_file = Path(v_path) if Path(v_path).is_file() else weight_file(v_dir)
+    vsd = read_tokenizer_state(v_file)
+    with torch.device("meta"):
+        tok = HybridTokenizer(vcfg)
+    load_into(tok, vsd, "vae", v_file)
+
+    model = model.to(device=device, dtype=dtype).eval()
+    tok = tok.to(device=device, dtype=dtype).eval()
+    text = TextEncoder.load(resolve_weight(config, "text_encoder", offline), device, dtype)
+    if text.hidden_size != hcfg.context_dim:
+        raise WeightsError(f"the text encoder has hidden size {text.hidden_size} but the transformer expects "
+                           f"context_dim={hcfg.context_dim}; check weights.text_encoder")
+    return HartModel(config, hcfg, model, tok, text, device, dtype, offline)
