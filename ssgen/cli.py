@@ -589,13 +589,12 @@ def _specs(name: str):
 @friendly
 def models_list(as_json: bool = typer.Option(False, "--json")):
     """List the registered models and whether their weights are cached."""
-    from . import hub
     from .config import read_config, registry
 
     rows = []
     for name, path in registry().items():
         c = read_config(path)
-        cached = all(hub.is_cached(s.repo, s.file, s.revision) for s in c.weights.values() if s.file)
+        cached = all(_is_local(c, role) for role in c.weights)
         rows.append({"name": name, "family": c.family, "description": c.description, "cached": cached,
                      "ssg": c.ssg.to_dict() if c.ssg else None})
     if as_json:
@@ -605,6 +604,17 @@ def models_list(as_json: bool = typer.Option(False, "--json")):
     for r in rows:
         t.add_row(r["name"], r["family"], "yes" if r["cached"] else "-", r["description"])
     out.print(t)
+
+
+def _is_local(config, role: str) -> bool:
+    """Whether a weights role is on disk already (a cached Hub file or folder, or a local path)."""
+    from .pipeline import resolve_weight
+
+    try:
+        resolve_weight(config, role, offline=True, progress=False)
+        return True
+    except SSGenError:
+        return False
 
 
 @models_app.command("download")
