@@ -1,0 +1,127 @@
+"""Benchmark: seconds per image of a real-size Infinity with random weights, with and without SSG.
+
+The transformer and the BSQ VAE decoder are built at their released sizes (from the registered
+config's `model:` section) directly in memory, no checkpoint; the T5 text encoder is left out and
+random text features (Ct5 = 2048, `--text-tokens` per prompt) are fed instead. The compute of random
+weights equals that of the released ones. Prints medians and the SSG overhead ratio and writes JSON;
+never a test.
+
+    python scripts/bench_infinity.py                               # Infinity-2B, pn 0.06M (256 px), fp32 + bf16
+    python scripts/bench_infinity.py --dtype bfloat16 --repeat 5 --threads 2 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+import ssgen
+from ssgen.backends.infinity.family import InfinityModel
+from ssgen.backends.infinity.model import Infinity, InfinityConfig
+from ssgen.backends.infinity.vae import BSQVAE, VAEConfig
+from ssgen.config import load_config
+from ssgen.pipeline import Pipeline, resolve_dtype
+
+
+class RandomText:
+    """Stands in for the T5 encoder: `tokens` random features (Ct5 channels) per prompt."""
+
+    def __init__(self, channels: int, tokens: int, device: torch.device):
+        self.channels, self.tokens, self.device = channels, tokens, device
+
+    def encode(self, prompts, offload=False, what="prompt"):
+        g = torch.Generator().manual_seed(len(prompts))
+        lens = [self.tokens] * len(prompts)
+        packed = torch.randn(sum(lens), self.channels, generator=g).mul_(0.2)  # T5-XL features are O(0.1)
+        return packed.to(self.device), lens, []
+
+
+def build(name: str, dtype: torch.dtype, device: torch.device, text_tokens: int) -> Pipeline:
+    """A real-size Infinity (transformer blocks in `dtype`, the rest float32) + VAE in `dtype`, random weights."""
+    config = load_config(name)
+    icfg = InfinityConfig.from_dict(config.model)
+    with torch.device("meta"):
+        model = Infinity(icfg)
+    model = model.blocks_to(dtype).to_empty(device=device).init_random(seed=0).eval()
+    model.prepack_cpu()  # as family.load does (CPU only)
+    m = config.model
+    vcfg = VAEConfig(codebook_dim=icfg.codebook_dim, base_ch=m.get("base_ch", 128),
+                     ch_mult=m.get("decoder_ch_mult", (1, 2, 4, 4, 4)), num_res_blocks=m.get("num_res_blocks", 2))
+    torch.manual_seed(0)
+    vae = BSQVAE(vcfg).to(device=device, dtype=dtype).eval()
+    text = RandomText(icfg.text_channels, text_tokens, device)
+    return Pipeline(config, InfinityModel(config, icfg, model, vae, text, device, dtype), device, dtype)
+
+
+def time_generate(pipe: Pipeline, batch: int, pn: str, ssg, repeat: int, warmup: int = 1) -> list[float]:
+    prompts = [f"prompt {i}" for i in range(batch)]
+    sync = torch.cuda.synchronize if pipe.device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        pipe.generate(prompts=prompts, seed=0, ssg=ssg, pn=pn)
+    times = []
+    for r in range(repeat):
+        sync()
+        t0 = time.perf_counter()
+        pipe.generate(prompts=prompts, seed=r, ssg=ssg, pn=pn)
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="infinity-2b", help="a registered Infinity config (its model: sizes)")
+    ap.add_argument("--pn", default="0.06M", help="resolution budget (0.06M = 256 px, 7 scales)")
+    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--text-tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", default="bench-infinity.json")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    ssg_on = ssgen.SSG(beta=0.5, scales=(1, -1))  # the widest range: the worst case for overhead
+    rows = []
+    for dt_name in args.dtype:
+        dtype = resolve_dtype(dt_name, device)
+        t0 = time.perf_counter()
+        pipe = build(args.model, dtype, device, args.text_tokens)
+        print(f"built {args.model} ({dt_name}) in {time.perf_counter() - t0:.1f} s", flush=True)
+        res = {}
+        for label, ssg in (("off", False), ("on", ssg_on)):
+            t = time_generate(pipe, args.batch, args.pn, ssg, args.repeat)
+            res[label] = t
+            med = statistics.median(t)
+            print(f"{args.model} {args.pn} {dt_name:8s} B={args.batch} SSG {label:3s}: median {med:.2f} s "
+                  f"({med / args.batch:.2f} s/image)  runs {[round(x, 2) for x in t]}", flush=True)
+        row = {"model": args.model, "pn": args.pn, "dtype": dt_name, "batch": args.batch,
+               "median_s": statistics.median(res["off"]), "times_s": res["off"],
+               "median_ssg_s": statistics.median(res["on"]), "times_ssg_s": res["on"],
+               "s_per_image": statistics.median(res["off"]) / args.batch}
+        row["ssg_overhead_ratio"] = row["median_ssg_s"] / row["median_s"]
+        print(f"  SSG overhead ratio: {row['ssg_overhead_ratio']:.3f}", flush=True)
+        rows.append(row)
+        del pipe
+    if len(rows) > 1:
+        print(f"{rows[0]['dtype']} / {rows[-1]['dtype']} speed ratio {rows[0]['median_s'] / rows[-1]['median_s']:.2f}x")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
+            "machine": platform.processor() or platform.machine(), "repeat": args.repeat,
+            "text_tokens": args.text_tokens, "loadavg_at_end": load,
+            "note": "text encoder excluded (random text features); VAE decode included"}
+    with open(args.json, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

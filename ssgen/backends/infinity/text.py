@@ -1,0 +1,125 @@
+"""Infinity's text encoder glue: google/flan-t5-xl's encoder through `transformers`.
+
+As upstream's `encode_prompt`: tokenise with padding to 512 and truncation, run the encoder with the
+attention mask, keep each prompt's first len_i rows (len_i = its tokens including `</s>`) and
+concatenate them: `packed (sum(lens), Ct5)` float32 plus `lens`. The encoder only runs on the
+columns up to the longest prompt: the padded positions are masked out of every attention, so this
+gives the same features (within float rounding, ~1e-6) at a fraction of 512 positions' cost.
+
+    enc = TextEncoder.load(folder, device, dtype)
+    packed, lens, notes = enc.encode(["a red fox", "a blue car"])
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+
+from ...errors import ConfigError, WeightsError
+
+MAX_TOKENS = 512
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' progress bars and info/warning lines (the CLI prints its own)."""
+    from transformers.utils import logging as tlog
+
+    level = tlog.get_verbosity()
+    bars = tlog.is_progress_bar_enabled()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
+
+
+def check_prompts(prompts: list, what: str = "prompt") -> list[str]:
+    """Every prompt must be a non-blank string."""
+    out = []
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise ConfigError(f"{what} {i} is {type(p).__name__}, not text")
+        if not p.strip():
+            raise ConfigError(f"{what} {i} is empty; give some text (e.g. --prompt \"a red fox\")")
+        out.append(p)
+    return out
+
+
+def encode_prompts(tokenizer, encoder, prompts: list[str], max_tokens: int = MAX_TOKENS,
+                   what: str = "prompt") -> tuple[torch.Tensor, list[int], list[str]]:
+    """prompts -> (packed (sum(lens), Ct5) float32 on the encoder's device, lens, notes).
+
+    Prompts longer than `max_tokens` tokens (with `</s>`) are truncated, as upstream does, and a note
+    says so. The module-level entry point the conformance tests compare with the goldens.
+    """
+    prompts = check_prompts(prompts, what)
+    notes = []
+    for i, p in enumerate(prompts):
+        n = len(tokenizer(p, truncation=False)["input_ids"])
+        if n > max_tokens:
+            notes.append(f"{what} {i} has {n} tokens; truncated to the text encoder's {max_tokens}")
+    tok = tokenizer(text=prompts, max_length=max_tokens, padding="max_length", truncation=True, return_tensors="pt")
+    mask = tok.attention_mask  # (B, 512)
+    lens = mask.sum(dim=-1).tolist()
+    n = max(lens)
+    dev = next(encoder.parameters()).device
+    with torch.inference_mode():
+        out = encoder(input_ids=tok.input_ids[:, :n].to(dev), attention_mask=mask[:, :n].to(dev))
+    feats = out.last_hidden_state.float()  # (B, n, Ct5)
+    packed = torch.cat([f[:m] for f, m in zip(feats, lens)])  # (sum(lens), Ct5)
+    return packed, lens, notes
+
+
+class TextEncoder:
+    """The T5 tokenizer + encoder of one Infinity model; `offload` keeps the encoder on the CPU
+    between prompts (moved to `device` only while encoding)."""
+
+    def __init__(self, tokenizer, encoder, device: torch.device):
+        self.tokenizer, self.encoder, self.device = tokenizer, encoder, device
+
+    @classmethod
+    def load(cls, folder: Path, device: torch.device, dtype: torch.dtype) -> "TextEncoder":
+        """T5 encoder (+ tokenizer) from a Hugging Face model folder (flan-t5-xl or a tiny stand-in).
+
+        dtype: float32 unless the pipeline runs in half precision on a GPU (then bfloat16: T5 is known
+        to overflow in float16; upstream uses float16 on CUDA).
+        """
+        try:
+            from transformers import AutoTokenizer, T5EncoderModel
+        except ImportError:
+            raise WeightsError("Infinity needs the `transformers` package for its T5 text encoder: "
+                               "pip install 'ssgen[text]'") from None
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise WeightsError(f"text encoder folder {folder} has no config.json; check weights.text_encoder")
+        t5_dtype = torch.bfloat16 if device.type == "cuda" and dtype != torch.float32 else torch.float32
+        try:
+            with _quiet_transformers():
+                tok = AutoTokenizer.from_pretrained(str(folder), legacy=True)
+                enc = T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise WeightsError(f"cannot load the T5 text encoder from {folder} ({first}); "
+                               "check weights.text_encoder (config, tokenizer and encoder weights)") from None
+        tok.model_max_length = MAX_TOKENS
+        return cls(tok, enc.to(device).eval(), device)
+
+    @property
+    def channels(self) -> int:
+        return int(self.encoder.config.d_model)
+
+    def encode(self, prompts: list[str], offload: bool = False, what: str = "prompt"):
+        """-> (packed (sum(lens), Ct5) float32 on self.device, lens, notes). See `encode_prompts`."""
+        if offload or next(self.encoder.parameters()).device != self.device:
+            self.encoder.to(self.device)
+        with _quiet_transformers():
+            packed, lens, notes = encode_prompts(self.tokenizer, self.encoder, prompts, what=what)
+        if offload:
+            self.encoder.to("cpu")
+        return packed.to(self.device), lens, notes
