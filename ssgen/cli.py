@@ -176,15 +176,18 @@ AspectOpt = typer.Option(None, "--aspect", help="Aspect ratio W:H (Infinity: the
 PnOpt = typer.Option(None, "--pn", help="Infinity resolution budget: 0.06M, 0.25M, 0.60M or 1M.")
 SysPromptOpt = typer.Option(None, "--system-prompt/--no-system-prompt", help="HART's conditioning prefix.")
 ResidualOpt = typer.Option(None, "--residual/--no-residual", help="HART's residual diffusion head.")
+OffloadOpt = typer.Option(None, "--offload/--no-offload",
+                          help="Infinity: move the text encoder off the GPU once prompts are encoded.")
 SafetyOpt = typer.Option(None, "--safety-check/--no-safety-check",
                          help="HART: check prompts with ShieldGemma-2B (gated: accept its licence, set HF_TOKEN).")
 
 
 def family_options(negative_prompt=None, tau=None, size=None, aspect=None, pn=None, system_prompt=None,
-                   residual=None, safety_check=None) -> dict:
+                   residual=None, safety_check=None, offload=None) -> dict:
     """Family-specific options that were given on the command line (the family validates them)."""
     d = dict(negative_prompt=negative_prompt, tau=parse_cfg(tau, "--tau") if tau is not None else None, size=size,
-             aspect=aspect, pn=pn, system_prompt=system_prompt, residual=residual, safety_check=safety_check)
+             aspect=aspect, pn=pn, system_prompt=system_prompt, residual=residual, safety_check=safety_check,
+             offload=offload)
     return {k: v for k, v in d.items() if v is not None}
 
 
@@ -246,7 +249,7 @@ def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str):
     """One generate call with a progress bar over scales (and --save-scales frames)."""
     saver = ScaleSaver(Path(save_scales), tag, {"model": pipe.config.name, "run": label}) if save_scales else None
     opts = {k: v for k, v in kw.items() if k not in ("seed", "cfg", "top_k", "top_p", "more_smooth", "ssg", "rng",
-                                                      "classes", "prompts", "safety_check")}
+                                                      "classes", "prompts", "safety_check", "offload")}
     prog, _, cb = scale_progress(pipe.num_scales(**opts), label)
     with prog:
         res = pipe.generate(on_scale=chain(cb, saver), **kw)
@@ -289,6 +292,7 @@ def generate(
     system_prompt: Optional[bool] = SysPromptOpt,
     residual: Optional[bool] = ResidualOpt,
     safety_check: Optional[bool] = SafetyOpt,
+    offload: Optional[bool] = OffloadOpt,
     save_scales: Optional[Path] = SaveScalesOpt,
     offline: bool = OfflineOpt,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
@@ -300,8 +304,8 @@ def generate(
     flat, n_conds, out_path, pipe = prepare(model, classes, prompts, n, output, "", device, dtype, offline,
                                             save_scales)
     ssg = build_ssg(pipe.config, ssg_on, ssg_beta, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
-    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, ssg=ssg, rng=rng,
-              **family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check))
+    fam = family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check, offload)
+    kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, ssg=ssg, rng=rng, **fam)
     kw["classes" if classes else "prompts"] = flat
     res = run_one(pipe, kw, f"{pipe.config.name}: {len(flat)} image(s)", save_scales, "ssg-" if ssg else "plain-")
     cols = grid_cols(len(flat), n)
@@ -351,6 +355,7 @@ def compare(
     system_prompt: Optional[bool] = SysPromptOpt,
     residual: Optional[bool] = ResidualOpt,
     safety_check: Optional[bool] = SafetyOpt,
+    offload: Optional[bool] = OffloadOpt,
     save_scales: Optional[Path] = SaveScalesOpt,
     offline: bool = OfflineOpt,
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary instead of text."),
@@ -363,7 +368,7 @@ def compare(
                                       save_scales)
     settings = [build_ssg(pipe.config, True, b, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
                 for b in (ssg_beta or [None])]
-    extra = family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check)
+    extra = family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check, offload)
     for s in settings:
         s.plan(pipe.num_scales(**extra))  # validate every column before generating anything
     kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, rng=rng, **extra)
@@ -418,6 +423,7 @@ def batch(
     system_prompt: Optional[bool] = SysPromptOpt,
     residual: Optional[bool] = ResidualOpt,
     safety_check: Optional[bool] = SafetyOpt,
+    offload: Optional[bool] = OffloadOpt,
     device: str = DeviceOpt,
     dtype: str = DtypeOpt,
     offline: bool = OfflineOpt,
@@ -449,8 +455,8 @@ def batch(
     else:
         jobs = B.jobs_from_flags(classes, per_class, str(prompts_file) if prompts_file else None, per_prompt, seed)
     B.validate_jobs(jobs, config)
-    flags = dict(cfg=parse_cfg(cfg), top_k=top_k, top_p=top_p, more_smooth=more_smooth,
-                 **family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check))
+    fam = family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check, offload)
+    flags = dict(cfg=parse_cfg(cfg), top_k=top_k, top_p=top_p, more_smooth=more_smooth, **fam)
     options.update({k: v for k, v in flags.items() if v is not None})
     ssg = build_ssg(config, ssg_on, ssg_beta, ssg_scales, ssg_prior, dse_interp, dse_no_rescale) or None
     record = B.run_record(config, options, ssg, jobs)

@@ -5,6 +5,7 @@ code path of the released checkpoints (`torch.save(state_dict)` with the officia
 including the training-only buffers the released files carry). The images are noise, of course.
 
     python -m ssgen.tiny var out/      # writes out/transformer.pth, out/vae.pth, out/var-tiny.yaml
+    python -m ssgen.tiny infinity out/ # (or hart): the same for the text-to-image families
 """
 
 from __future__ import annotations
@@ -58,7 +59,16 @@ def make_tiny_var(out_dir: str | Path, seed: int = 0, patch_nums: tuple[int, ...
     return p
 
 
+def main(argv: list[str]) -> None:
+    makers = {"var": make_tiny_var}
+    from .backends.hart.tiny import make_tiny_hart
+    from .backends.infinity.tiny import make_tiny_infinity
+
+    makers.update(infinity=make_tiny_infinity, hart=make_tiny_hart)
+    if len(argv) != 2 or argv[0] not in makers:
+        sys.exit(f"usage: python -m ssgen.tiny {{{'|'.join(makers)}}} OUT_DIR")
+    print(makers[argv[0]](argv[1]))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "var":
-        sys.exit("usage: python -m ssgen.tiny var OUT_DIR")
-    print(make_tiny_var(sys.argv[2]))
+    main(sys.argv[1:])
