@@ -27,38 +27,48 @@ from ssgen.pipeline import Pipeline, resolve_dtype
 P256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
 
 
-def build_var(depth: int, dtype: torch.dtype, device: torch.device, vae_ch: int = 160) -> Pipeline:
+def build_var(depth: int, dtype: torch.dtype, device: torch.device, vae_ch: int = 160, width: int | None = None,
+              heads: int | None = None) -> Pipeline:
     """A real-size VAR-d{depth} + VQVAE (ch 160) with random weights, as a Pipeline."""
-    vcfg = VARConfig(depth=depth, patch_nums=P256)
+    vcfg = VARConfig(depth=depth, width=width, heads=heads, patch_nums=P256)
     torch.manual_seed(0)
     var = VAR(vcfg).init_random(std=0.02, seed=0)
     vae = VQVAE(VQVAEConfig(ch=vae_ch, patch_nums=P256))
     var = var.to(device=device, dtype=dtype).eval()
     vae = vae.to(device=device, dtype=dtype).eval()
-    cfg = ModelConfig(name=f"var-d{depth}-random", family="var",
+    cfg = ModelConfig(name=f"var-d{depth}-w{vcfg.width}-random", family="var",
                       defaults={"cfg": 4.0, "top_k": 900, "top_p": 0.95, "more_smooth": False})
     return Pipeline(cfg, VarModel(cfg, vcfg, var, vae, device, dtype), device, dtype)
 
 
 def time_generate(pipe: Pipeline, batch: int, ssg, repeat: int, warmup: int = 1) -> list[float]:
+    return time_interleaved(pipe, batch, {"x": ssg}, repeat, warmup)["x"]
+
+
+def time_interleaved(pipe: Pipeline, batch: int, settings: dict, repeat: int, warmup: int = 1) -> dict:
+    """Seconds per call for each SSG setting, the settings alternating run by run so that a busy
+    machine slows them alike (a ratio of two sequential blocks measures the load, not SSG)."""
     classes = [(207 + i) % 1000 for i in range(batch)]
     for _ in range(warmup):
-        pipe.generate(classes=classes, seed=0, ssg=ssg)
-    times = []
+        for ssg in settings.values():
+            pipe.generate(classes=classes, seed=0, ssg=ssg)
+    times: dict = {k: [] for k in settings}
     for r in range(repeat):
-        if pipe.device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        pipe.generate(classes=classes, seed=r, ssg=ssg)
-        if pipe.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
+        for label, ssg in settings.items():
+            if pipe.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            pipe.generate(classes=classes, seed=r, ssg=ssg)
+            if pipe.device.type == "cuda":
+                torch.cuda.synchronize()
+            times[label].append(time.perf_counter() - t0)
     return times
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--depth", type=int, default=16)
+    ap.add_argument("--tiny", action="store_true", help="the goldens' tiny VAR (depth 2, width 128, VAE ch 32)")
     ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--batch", type=int, nargs="+", default=[1])
     ap.add_argument("--repeat", type=int, default=5)
@@ -74,16 +84,17 @@ def main() -> None:
     rows = []
     for dt_name in args.dtype:
         dtype = resolve_dtype(dt_name, device)
-        pipe = build_var(args.depth, dtype, device)
+        if args.tiny:
+            pipe = build_var(2, dtype, device, vae_ch=32, width=128, heads=2)
+        else:
+            pipe = build_var(args.depth, dtype, device)
         for b in args.batch:
-            settings = [("off", False)] + ([] if args.no_ssg_compare else [("on", ssg_on)])
-            res = {}
-            for label, ssg in settings:
-                t = time_generate(pipe, b, ssg, args.repeat)
-                res[label] = t
-                print(f"VAR-d{args.depth} {dt_name:8s} B={b:<3d} SSG {label:3s}: median {statistics.median(t):.3f} s "
+            settings = {"off": False} if args.no_ssg_compare else {"off": False, "on": ssg_on}
+            res = time_interleaved(pipe, b, settings, args.repeat)
+            for label, t in res.items():
+                print(f"{pipe.config.name} {dt_name:8s} B={b:<3d} SSG {label:3s}: median {statistics.median(t):.3f} s "
                       f"({statistics.median(t) / b:.3f} s/image, {b / statistics.median(t):.2f} images/s)", flush=True)
-            row = {"model": f"var-d{args.depth}", "dtype": dt_name, "batch": b,
+            row = {"model": pipe.config.name, "dtype": dt_name, "batch": b,
                    "median_s": statistics.median(res["off"]), "times_s": res["off"],
                    "images_per_s": b / statistics.median(res["off"])}
             if "on" in res:

@@ -185,3 +185,16 @@ def test_ssg_golden_run(name, var_golden_pipe):
     plain = var_golden_pipe.generate(classes=run["classes"], seed=run["seed"], cfg=run["cfg"], top_k=run["top_k"],
                                      top_p=run["top_p"], rng="batch", ssg=False)
     assert not all(torch.equal(a, b) for a, b in zip(plain.tokens, res.tokens))  # SSG did something
+
+
+@pytest.mark.parametrize("kind", ["dse", "bilinear", "bicubic", "nearest", "area"])
+@pytest.mark.parametrize("hw0, hw", [((3, 3), (4, 4)), ((3, 4), (6, 8)), ((13, 13), (16, 16))])
+def test_prior_operator_equals_prior(kind, hw0, hw):
+    """The cached matrix form used in the loop is the same map as the definition."""
+    from ssgen.guidance import prior_operator
+
+    x = torch.randn(2, 7, *hw0, dtype=torch.float64)
+    M = prior_operator(hw0, hw, kind, "bicubic", True, "cpu", torch.float64)
+    tokens = x.reshape(2, 7, -1).transpose(1, 2)  # (B, h'*w', C)
+    via_matrix = (M @ tokens).transpose(1, 2).reshape(2, 7, *hw)
+    assert torch.allclose(via_matrix, prior(x, hw, kind, interp="bicubic"), atol=1e-10)
