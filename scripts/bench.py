@@ -42,23 +42,24 @@ def build_var(depth: int, dtype: torch.dtype, device: torch.device, vae_ch: int 
 
 
 def time_generate(pipe: Pipeline, batch: int, ssg, repeat: int, warmup: int = 1) -> list[float]:
-    return time_interleaved(pipe, batch, {"x": ssg}, repeat, warmup)["x"]
-
-
-def time_interleaved(pipe: Pipeline, batch: int, settings: dict, repeat: int, warmup: int = 1) -> dict:
-    """Seconds per call for each SSG setting, the settings alternating run by run so that a busy
-    machine slows them alike (a ratio of two sequential blocks measures the load, not SSG)."""
     classes = [(207 + i) % 1000 for i in range(batch)]
+    return time_interleaved(pipe, {"classes": classes}, {"x": ssg}, repeat, warmup)["x"]
+
+
+def time_interleaved(pipe: Pipeline, kwargs: dict, settings: dict, repeat: int, warmup: int = 1) -> dict:
+    """Seconds per `pipe.generate(**kwargs, ssg=...)` call for each SSG setting ({label: ssg}), the
+    settings alternating run by run so that a busy machine slows them alike (a ratio of two
+    sequential blocks measures the machine's load, not SSG). Shared by every bench script."""
     for _ in range(warmup):
         for ssg in settings.values():
-            pipe.generate(classes=classes, seed=0, ssg=ssg)
+            pipe.generate(**kwargs, seed=0, ssg=ssg)
     times: dict = {k: [] for k in settings}
     for r in range(repeat):
         for label, ssg in settings.items():
             if pipe.device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            pipe.generate(classes=classes, seed=r, ssg=ssg)
+            pipe.generate(**kwargs, seed=r, ssg=ssg)
             if pipe.device.type == "cuda":
                 torch.cuda.synchronize()
             times[label].append(time.perf_counter() - t0)
@@ -90,7 +91,7 @@ def main() -> None:
             pipe = build_var(args.depth, dtype, device)
         for b in args.batch:
             settings = {"off": False} if args.no_ssg_compare else {"off": False, "on": ssg_on}
-            res = time_interleaved(pipe, b, settings, args.repeat)
+            res = time_interleaved(pipe, {"classes": [(207 + i) % 1000 for i in range(b)]}, settings, args.repeat)
             for label, t in res.items():
                 print(f"{pipe.config.name} {dt_name:8s} B={b:<3d} SSG {label:3s}: median {statistics.median(t):.3f} s "
                       f"({statistics.median(t) / b:.3f} s/image, {b / statistics.median(t):.2f} images/s)", flush=True)

@@ -17,9 +17,9 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import torch
+from bench import time_interleaved  # scripts/bench.py: the shared timing loop
 
 import ssgen
 from ssgen.backends.hart.family import HartModel, upstream_top_k
@@ -69,26 +69,6 @@ def build_hart(res: int, dtype: torch.dtype, device: torch.device, depth: int, w
     return pipe
 
 
-def time_generate(pipe: Pipeline, batch: int, settings: list, repeat: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per generate() call for each (label, ssg) setting, interleaved repeat by repeat so that
-    every setting sees the same machine load (the CPU may be shared)."""
-    prompts = ["a red fox in the snow"] * batch
-    for _ in range(warmup):
-        for _, ssg in settings:
-            pipe.generate(prompts=prompts, seed=0, ssg=ssg)
-    times: dict[str, list[float]] = {label: [] for label, _ in settings}
-    for r in range(repeat):
-        for label, ssg in settings:
-            if pipe.device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            pipe.generate(prompts=prompts, seed=r, ssg=ssg)
-            if pipe.device.type == "cuda":
-                torch.cuda.synchronize()
-            times[label].append(time.perf_counter() - t0)
-    return times
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--res", type=int, default=256, choices=sorted(SCHEDULES))
@@ -123,7 +103,8 @@ def main() -> None:
               f"{args.res} px, {pipe.n_scales} scales", flush=True)
         for b in args.batch:
             settings = [("off", False)] + ([] if args.no_ssg_compare else [("on", ssg_on)])
-            res = time_generate(pipe, b, settings, args.repeat, args.warmup)
+            res = time_interleaved(pipe, {"prompts": ["a red fox in the snow"] * b}, dict(settings), args.repeat,
+                                   args.warmup)
             for label, t in res.items():
                 m = statistics.median(t)
                 print(f"HART {args.res}px {dt_name:8s} B={b:<3d} SSG {label:3s}: median {m:.3f} s "

@@ -20,6 +20,7 @@ import statistics
 import time
 
 import torch
+from bench import time_interleaved  # scripts/bench.py: the shared timing loop
 
 import ssgen
 from ssgen.backends.infinity.family import InfinityModel
@@ -59,21 +60,6 @@ def build(name: str, dtype: torch.dtype, device: torch.device, text_tokens: int)
     return Pipeline(config, InfinityModel(config, icfg, model, vae, text, device, dtype), device, dtype)
 
 
-def time_generate(pipe: Pipeline, batch: int, pn: str, ssg, repeat: int, warmup: int = 1) -> list[float]:
-    prompts = [f"prompt {i}" for i in range(batch)]
-    sync = torch.cuda.synchronize if pipe.device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        pipe.generate(prompts=prompts, seed=0, ssg=ssg, pn=pn)
-    times = []
-    for r in range(repeat):
-        sync()
-        t0 = time.perf_counter()
-        pipe.generate(prompts=prompts, seed=r, ssg=ssg, pn=pn)
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="infinity-2b", help="a registered Infinity config (its model: sizes)")
@@ -96,10 +82,9 @@ def main() -> None:
         t0 = time.perf_counter()
         pipe = build(args.model, dtype, device, args.text_tokens)
         print(f"built {args.model} ({dt_name}) in {time.perf_counter() - t0:.1f} s", flush=True)
-        res = {}
-        for label, ssg in (("off", False), ("on", ssg_on)):
-            t = time_generate(pipe, args.batch, args.pn, ssg, args.repeat)
-            res[label] = t
+        prompts = [f"prompt {i}" for i in range(args.batch)]
+        res = time_interleaved(pipe, {"prompts": prompts, "pn": args.pn}, {"off": False, "on": ssg_on}, args.repeat)
+        for label, t in res.items():
             med = statistics.median(t)
             print(f"{args.model} {args.pn} {dt_name:8s} B={args.batch} SSG {label:3s}: median {med:.2f} s "
                   f"({med / args.batch:.2f} s/image)  runs {[round(x, 2) for x in t]}", flush=True)

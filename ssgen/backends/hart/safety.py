@@ -56,11 +56,11 @@ class SafetyChecker:
     def load(cls, folder: str | Path, device: torch.device) -> "SafetyChecker":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from .text import _quiet_transformers
+        from ..quiet import quiet_transformers
 
         dtype = torch.float16 if device.type == "mps" else torch.bfloat16  # upstream runs it in bf16
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
         except (OSError, ValueError, KeyError) as e:

@@ -14,13 +14,13 @@ The "system prompt" is no LLM rewrite: it is a fixed prefix the released model w
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ...errors import ConfigError, WeightsError
+from ..quiet import quiet_transformers
 
 # HART's conditioning prefix (upstream `llm_system_prompt`), verbatim: the released weights were
 # trained with exactly this text in front of every prompt.
@@ -48,23 +48,6 @@ class EncodedPrompts:
     notes: list[str] = field(default_factory=list)  # e.g. truncation
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """No 'Loading weights' progress bars or info logs from transformers while loading."""
-    from transformers.utils import logging as tlog
-
-    bars = tlog.is_progress_bar_enabled()
-    level = tlog.get_verbosity()
-    tlog.disable_progress_bar()
-    tlog.set_verbosity_error()
-    try:
-        yield
-    finally:
-        tlog.set_verbosity(level)
-        if bars:
-            tlog.enable_progress_bar()
-
-
 class TextEncoder:
     """A Qwen2 tokenizer + base model (no LM head) on one device and dtype."""
 
@@ -79,7 +62,7 @@ class TextEncoder:
 
         folder = Path(folder)
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
                 model = AutoModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
         except (OSError, ValueError, KeyError) as e:

@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from ..quiet import quiet_transformers
 from .family import upstream_top_k
 from .model import HART, HARTConfig
-from .text import SYSTEM_PROMPT, _quiet_transformers
+from .text import SYSTEM_PROMPT
 from .tokenizer import HybridTokenizer, vqvae_config
 
 CORPUS = [
@@ -107,7 +108,7 @@ def make_tiny_text_encoder(out: Path, hidden: int = 32, seed: int = 0) -> Path:
     model = Qwen2Model(cfg)
     with torch.no_grad():
         model.embed_tokens.weight.normal_(0, 1.0)
-    with _quiet_transformers():
+    with quiet_transformers():
         tok.save_pretrained(str(out))
         model.save_pretrained(str(out))
     return out

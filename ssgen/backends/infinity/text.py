@@ -12,31 +12,14 @@ gives the same features (within float rounding, ~1e-6) at a fraction of 512 posi
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
 
 from ...errors import ConfigError, WeightsError
+from ..quiet import quiet_transformers
 
 MAX_TOKENS = 512
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' progress bars and info/warning lines (the CLI prints its own)."""
-    from transformers.utils import logging as tlog
-
-    level = tlog.get_verbosity()
-    bars = tlog.is_progress_bar_enabled()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        tlog.set_verbosity(level)
-        if bars:
-            tlog.enable_progress_bar()
 
 
 def check_prompts(prompts: list, what: str = "prompt") -> list[str]:
@@ -100,7 +83,7 @@ class TextEncoder:
             raise WeightsError(f"text encoder folder {folder} has no config.json; check weights.text_encoder")
         t5_dtype = torch.bfloat16 if device.type == "cuda" and dtype != torch.float32 else torch.float32
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 tok = AutoTokenizer.from_pretrained(str(folder), legacy=True)
                 enc = T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
@@ -118,7 +101,7 @@ class TextEncoder:
         """-> (packed (sum(lens), Ct5) float32 on self.device, lens, notes). See `encode_prompts`."""
         if offload or next(self.encoder.parameters()).device != self.device:
             self.encoder.to(self.device)
-        with _quiet_transformers():
+        with quiet_transformers():
             packed, lens, notes = encode_prompts(self.tokenizer, self.encoder, prompts, what=what)
         if offload:
             self.encoder.to("cpu")

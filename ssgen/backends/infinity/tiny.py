@@ -28,7 +28,7 @@ def make_tiny_t5(out_dir: Path, d_model: int = 128, seed: int = 0) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
-    from .text import _quiet_transformers
+    from ..quiet import quiet_transformers
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
     for w in WORDS:
@@ -49,7 +49,7 @@ def make_tiny_t5(out_dir: Path, d_model: int = 128, seed: int = 0) -> Path:
             if "layer_norm" in name:
                 p.add_(torch.randn_like(p) * 0.1)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _quiet_transformers():
+    with quiet_transformers():
         tok.save_pretrained(str(out_dir))
         enc.save_pretrained(str(out_dir))
     return out_dir

@@ -1,0 +1,23 @@
+"""Loading the text encoders through transformers without its own progress bars and info logs
+(ssgen prints its own progress). Shared by the Infinity (T5) and HART (Qwen2) backends."""
+
+from __future__ import annotations
+
+import contextlib
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' progress bars and info/warning lines for the duration of the block."""
+    from transformers.utils import logging as tlog
+
+    level = tlog.get_verbosity()
+    bars = tlog.is_progress_bar_enabled()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
