@@ -110,3 +110,61 @@ def test_models_download(hub_env, tmp_path, tiny_var):
     r = ssgen("models", "download", model, env=env)
     assert r.returncode == 0, r.stderr
     assert os.path.exists(r.stdout.split("transformer: ")[1].split()[0])
+
+
+def folder_files(d, prefix: str = "") -> dict:
+    return {prefix + str(p.relative_to(d)): p for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny_t2i(tmp_path_factory):
+    from ssgen.backends.hart.tiny import make_tiny_hart
+    from ssgen.backends.infinity.tiny import make_tiny_infinity
+
+    return (make_tiny_infinity(tmp_path_factory.mktemp("inf")).parent,
+            make_tiny_hart(tmp_path_factory.mktemp("hart")).parent)
+
+
+@pytest.mark.parametrize("family", ["infinity", "hart"])
+def test_text_to_image_through_hub(family, tiny_t2i, tmp_path):
+    """All three parts (transformer, VAE/tokenizer, text encoder) come from the loopback Hub."""
+    inf_dir, hart_dir = tiny_t2i
+    if family == "infinity":
+        repos = {"t/infinity": {"transformer.pth": inf_dir / "transformer.pth", "vae.pth": inf_dir / "vae.pth"},
+                 "t/t5": folder_files(inf_dir / "text_encoder")}
+        cfg = yaml.safe_load((inf_dir / "infinity-tiny.yaml").read_text())
+        cfg["weights"] = {
+            "transformer": {"repo": "t/infinity", "file": "transformer.pth", "revision": COMMIT,
+                            "sha256": sha(inf_dir / "transformer.pth")},
+            "vae": {"repo": "t/infinity", "file": "vae.pth", "revision": COMMIT, "sha256": sha(inf_dir / "vae.pth")},
+            "text_encoder": {"repo": "t/t5", "folder": "", "revision": COMMIT},
+        }
+    else:
+        repos = {"t/hart": folder_files(hart_dir / "hart"), "t/qwen": folder_files(hart_dir / "text_encoder")}
+        cfg = yaml.safe_load((hart_dir / "hart-tiny.yaml").read_text())
+        cfg["weights"] = {
+            "transformer": {"repo": "t/hart", "folder": "llm", "allow": ["config.json", "ema_model.bin"],
+                            "revision": COMMIT},
+            "vae": {"repo": "t/hart", "folder": "tokenizer", "revision": COMMIT},
+            "text_encoder": {"repo": "t/qwen", "folder": "", "revision": COMMIT},
+        }
+    model = tmp_path / "m.yaml"
+    model.write_text(yaml.safe_dump(cfg))
+    with HubServer(repos, commit=COMMIT) as hub:
+        env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
+               "HF_HUB_ETAG_TIMEOUT": "5", "HF_TOKEN": ""}
+        out = tmp_path / "grid.png"
+        r = ssgen("generate", "--model", str(model), "--prompt", "a red fox", "--prompt", "a blue car",
+                  "-o", str(out), env=env)
+        assert r.returncode == 0, r.stderr
+        for repo in repos:
+            assert hub.count("GET", f"/{repo}/resolve/") >= 1, repo
+        if family == "hart":
+            assert hub.count("GET", "pytorch_model.bin") == 0  # only what the allow list names
+        meta = json.loads(ssgen("info", str(out), "--json").stdout)
+        assert [m["prompt"] for m in meta["images"]] == ["a red fox", "a blue car"]
+        hub.clear()
+        r = ssgen("generate", "--model", str(model), "--prompt", "a red fox", "-o", str(tmp_path / "off.png"),
+                  "--offline", env=env)
+        assert r.returncode == 0, r.stderr
+        assert len(hub.requests) == 0
