@@ -183,18 +183,9 @@ def jobs_from_flags(classes: str | None, per_class: int, prompts_file: str | Non
 
 def validate_jobs(jobs: list[Job], config: ModelConfig) -> None:
     """Check every job against the model before any work starts."""
-    text_model = config.family != "var"
-    n_classes = int(config.model.get("num_classes", 1000))
     for j in jobs:
-        if text_model and j.cls is not None:
-            raise ConfigError(f"job {j.index}: {config.name} is a text-to-image model; give prompts, not classes")
-        if not text_model:
-            if j.prompt is not None:
-                raise ConfigError(f"job {j.index}: {config.name} is class-conditional; give classes, not prompts")
-            if not 0 <= j.cls < n_classes:
-                raise ConfigError(f"job {j.index}: class {j.cls} is out of range 0..{n_classes - 1}")
-        elif not (j.prompt or "").strip():
-            raise ConfigError(f"job {j.index}: empty prompt")
+        config.check_conditions([j.cls] if j.cls is not None else None,
+                                [j.prompt] if j.prompt is not None else None, where=f"job {j.index}: ")
 
 
 # ----------------------------------------------------------------------------------------------

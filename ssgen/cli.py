@@ -126,7 +126,7 @@ def go_offline() -> None:
         sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
 
 
-def load_pipe(model: str, device: str, dtype: str, offline: bool):
+def load_pipe(model, device: str, dtype: str, offline: bool):
     from .pipeline import load
 
     if offline:
@@ -134,7 +134,7 @@ def load_pipe(model: str, device: str, dtype: str, offline: bool):
 
     # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
     if err.is_terminal:
-        err.print(f"[dim]loading {model} ...[/]", highlight=False)
+        err.print(f"[dim]loading {getattr(model, 'name', model)} ...[/]", highlight=False)
     return load(model, device=device, dtype=dtype, offline=True if offline else None, progress=True)
 
 
@@ -233,15 +233,21 @@ def grid_cols(n_images: int, per_cond: int) -> int:
     return n_images if n_images <= 8 else math.ceil(math.sqrt(n_images))
 
 
-def prepare(model, classes, prompts, n, output, kind, device, dtype, offline, save_scales):
-    """Shared start of generate/compare: validate conditions and paths before loading anything."""
+def prepare(model, classes, prompts, n, output, kind, device, dtype, offline, save_scales, ssg_flags):
+    """Shared start of generate/compare: validate the config, conditions, SSG flags and output paths
+    before any weights are downloaded or loaded. `ssg_flags` are build_ssg's arguments after the config."""
+    from .config import load_config
     from .output import check_writable
 
+    config = load_config(model)
     flat, n_conds = conditions(classes, prompts, n)
+    config.check_conditions(classes, prompts)
+    for flags in ssg_flags:
+        build_ssg(config, *flags)
     out_path = check_writable(output or default_output(model, kind))
     if save_scales is not None:
         check_writable(Path(save_scales) / "probe.png")
-    pipe = load_pipe(model, device, dtype, offline)
+    pipe = load_pipe(config, device, dtype, offline)
     return flat, n_conds, out_path, pipe
 
 
@@ -301,8 +307,9 @@ def generate(
     from .output import grid, save_png, summary
 
     parsed_cfg = parse_cfg(cfg)
-    flat, n_conds, out_path, pipe = prepare(model, classes, prompts, n, output, "", device, dtype, offline,
-                                            save_scales)
+    flat, n_conds, out_path, pipe = prepare(
+        model, classes, prompts, n, output, "", device, dtype, offline, save_scales,
+        [(ssg_on, ssg_beta, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)])
     ssg = build_ssg(pipe.config, ssg_on, ssg_beta, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
     fam = family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check, offload)
     kw = dict(seed=seed, cfg=parsed_cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, ssg=ssg, rng=rng, **fam)
@@ -364,8 +371,9 @@ def compare(
     from .output import grid, save_png, summary
 
     parsed_cfg = parse_cfg(cfg)
-    flat, _, out_path, pipe = prepare(model, classes, prompts, n, output, "-compare", device, dtype, offline,
-                                      save_scales)
+    flat, _, out_path, pipe = prepare(
+        model, classes, prompts, n, output, "-compare", device, dtype, offline, save_scales,
+        [(True, b, ssg_scales, ssg_prior, dse_interp, dse_no_rescale) for b in (ssg_beta or [None])])
     settings = [build_ssg(pipe.config, True, b, ssg_scales, ssg_prior, dse_interp, dse_no_rescale)
                 for b in (ssg_beta or [None])]
     extra = family_options(negative_prompt, tau, size, aspect, pn, system_prompt, residual, safety_check, offload)

@@ -59,6 +59,23 @@ class ModelConfig:
     def base_dir(self) -> Path:
         return self.source.parent if self.source is not None else Path.cwd()
 
+    def check_conditions(self, classes: list | None = None, prompts: list | None = None, where: str = "") -> None:
+        """Cheap checks of what to generate, before any weights are loaded (the family checks again)."""
+        if self.family == "var":
+            if prompts:
+                raise ConfigError(f"{where}{self.name} is class-conditional: pass classes (--class N), not prompts")
+            n = int(self.model.get("num_classes", 1000))
+            for c in classes or []:
+                if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < n:
+                    raise ConfigError(f"{where}class {c!r} is out of range: {self.name} takes ImageNet classes "
+                                      f"0..{n - 1}")
+            return
+        if classes:
+            raise ConfigError(f"{where}{self.name} is a text-to-image model: pass prompts (--prompt TEXT), not classes")
+        for i, p in enumerate(prompts or []):
+            if not isinstance(p, str) or not p.strip():
+                raise ConfigError(f"{where}prompt {i} is empty; give some text (e.g. --prompt \"a red fox\")")
+
     def revision(self) -> str | None:
         """The pinned revision of the main weights (for metadata)."""
         for spec in self.weights.values():

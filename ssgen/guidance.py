@@ -215,6 +215,9 @@ class SSG:
         if not (isinstance(sc, (list, tuple)) and len(sc) == 2 and all(isinstance(v, int) for v in sc)):
             raise ConfigError(f"SSG scales must be an inclusive [start, end] pair of integers, got {self.scales!r}")
         object.__setattr__(self, "scales", (int(sc[0]), int(sc[1])))
+        a, b = self.scales
+        if (a >= 0) == (b >= 0) and a > b:  # same sign: comparable without knowing the number of scales
+            raise ConfigError(f"SSG scale range {a}-{b} has start > end; write it as START-END with START <= END")
         if self.prior not in PRIORS:
             raise ConfigError(f"unknown SSG prior {self.prior!r}; use one of: {', '.join(PRIORS)}")
         if self.interp not in INTERPS:
