@@ -29,6 +29,20 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"ssgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Multi-scale visual autoregressive image generation (VAR, Infinity, HART) with SSG."""
+
+
 def friendly(fn: Callable) -> Callable:
     """Turn SSGenError into a one-line message and exit code 2."""
 

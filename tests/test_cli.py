@@ -135,3 +135,12 @@ def test_missing_weights_offline(tmp_path):
               env={"HF_HOME": str(tmp_path / "hf")})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "offline" in r.stderr
+
+
+def test_version_and_module_entry_point():
+    import ssgen as pkg
+
+    r = ssgen("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"ssgen {pkg.__version__}"
+    r = subprocess.run([sys.executable, "-m", "ssgen", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "generate" in r.stdout and "batch" in r.stdout
