@@ -94,3 +94,24 @@ def test_bf16_runs_and_keeps_fp32_logits(tiny_var):
     res = p.generate(classes=[1, 2], seed=0, ssg=False, keep_logits=True)
     assert res.pixels.dtype == torch.float32 and res.logits[0].dtype == torch.float32
     assert torch.isfinite(res.pixels).all()
+
+
+def test_old_checkpoint_without_scale_mul_is_detected(tiny_var, tmp_path):
+    """Checkpoints from before VAR's L2-normalised attention have no scale_mul_1H11: run them with the
+    old scaled attention even when the config says attn_l2_norm: true."""
+    import shutil
+
+    import yaml
+
+    sd = torch.load(tiny_var.parent / "transformer.pth", weights_only=True)
+    old = {k: v for k, v in sd.items() if not k.endswith("scale_mul_1H11")}
+    assert len(old) < len(sd)
+    torch.save(old, tmp_path / "transformer.pth")
+    shutil.copy(tiny_var.parent / "vae.pth", tmp_path / "vae.pth")
+    cfg = yaml.safe_load(tiny_var.read_text())
+    assert cfg["model"]["attn_l2_norm"] is True
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(cfg))
+    p = ssgen.load(str(tmp_path / "old.yaml"), device="cpu", dtype="float32")
+    assert p.family.var_cfg.attn_l2_norm is False
+    res = p.generate(classes=[1], seed=0, ssg=False)
+    assert torch.isfinite(res.pixels).all()
