@@ -140,16 +140,17 @@ def go_offline() -> None:
         sys.modules["huggingface_hub"].constants.HF_HUB_OFFLINE = True
 
 
-def load_pipe(model, device: str, dtype: str, offline: bool):
+def load_pipe(model, device: str, dtype: str, offline: bool, show: bool = True):
+    """Load a model (name, YAML path or ModelConfig); `show=False` (batch ranks other than 0) prints nothing."""
     from .pipeline import load
 
     if offline:
         go_offline()
 
     # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
-    if err.is_terminal:
+    if show and err.is_terminal:
         err.print(f"[dim]loading {getattr(model, 'name', model)} ...[/]", highlight=False)
-    return load(model, device=device, dtype=dtype, offline=True if offline else None, progress=True)
+    return load(model, device=device, dtype=dtype, offline=True if offline else None, progress=show)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,8 +269,7 @@ def prepare(model, classes, prompts, n, output, kind, device, dtype, offline, sa
 def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str):
     """One generate call with a progress bar over scales (and --save-scales frames)."""
     saver = ScaleSaver(Path(save_scales), tag, {"model": pipe.config.name, "run": label}) if save_scales else None
-    opts = {k: v for k, v in kw.items() if k not in ("seed", "cfg", "top_k", "top_p", "more_smooth", "ssg", "rng",
-                                                      "classes", "prompts", "safety_check", "offload")}
+    opts = {k: v for k, v in kw.items() if k not in ("seed", "ssg", "rng", "classes", "prompts")}  # the options
     prog, _, cb = scale_progress(pipe.num_scales(**opts), label)
     with prog:
         res = pipe.generate(on_scale=chain(cb, saver), **kw)
@@ -506,7 +506,7 @@ def batch(
             problem = box[0]
         if problem:
             raise SSGenError(problem)
-        pipe = load_pipe(model, device, dtype, offline) if rank == 0 else _quiet_load(model, device, dtype, offline)
+        pipe = load_pipe(config, device, dtype, offline, show=rank == 0)
         mine = jobs[rank::world]
         todo = [j for j in mine if not B.is_complete(B.image_path(out_dir, j.index))]
         t0 = time.perf_counter()
@@ -525,14 +525,6 @@ def batch(
     finally:
         if dist is not None and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _quiet_load(model, device, dtype, offline):
-    from .pipeline import load
-
-    if offline:
-        go_offline()
-    return load(model, device=device, dtype=dtype, offline=True if offline else None)
 
 
 def _run_batches(pipe, todo, options, ssg, batch_size, out_dir, rank, world, n_mine) -> None:
