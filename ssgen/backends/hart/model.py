@@ -50,6 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import ConfigError
+from ..var.model import FFN as GeluMLP  # gpt2 MLP: fc2(gelu_tanh(fc1(x))), VAR's FFN
 from ..var.model import attention
 from .diffusion import DiffLoss
 
@@ -301,18 +302,6 @@ class SwiGLU(nn.Module):
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
-class GeluMLP(nn.Module):
-    """gpt2 MLP: fc2(gelu_tanh(fc1(x)))."""
-
-    def __init__(self, C: int, hidden: int):
-        super().__init__()
-        self.fc1 = nn.Linear(C, hidden)
-        self.fc2 = nn.Linear(hidden, C)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 
 def pool_context(cond: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
