@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -70,6 +72,65 @@ def test_generate_through_hub_then_offline(hub_env, tmp_path, tiny_var):
     r = ssgen("models", "path", model, env=env)
     assert r.returncode == 2 and "offline" in r.stderr
 
+
+
+OFFLINE_SCRIPT = """
+import os, sys
+import huggingface_hub
+import ssgen
+from ssgen.cli import main
+from ssgen.config import load_config
+from ssgen.weights import resolve_weight
+
+model, out = sys.argv[1:]
+config = load_config(model)
+paths = [str(resolve_weight(config, role, offline=True)) for role in config.weights]
+ssgen.load(model, device="cpu", offline=True).generate(classes=[22], seed=0)
+sys.argv = ["ssgen", "generate", "--model", model, "--class", "22", "-o", out, "--device", "cpu", "--offline"]
+try:
+    main()
+except SystemExit as e:
+    assert not e.code, e.code
+print(*paths, os.environ["HF_HUB_OFFLINE"], huggingface_hub.constants.HF_HUB_OFFLINE)
+"""
+
+
+def test_offline_argument_alone_sends_no_request(hub_env, tmp_path, tiny_var, monkeypatch):
+    """With cached weights, `resolve_weight(..., offline=True)`, `ssgen.load(..., offline=True)` and
+    `ssgen generate --offline`, in a fresh process with HF_HUB_OFFLINE=0 and HF_ENDPOINT at the loopback
+    Hub from the start (so any request of huggingface_hub's, even its own, would reach it), send zero
+    requests and leave HF_HUB_OFFLINE and huggingface_hub's offline switch alone: the argument is the one switch."""
+    from ssgen.config import load_config
+    from ssgen.weights import resolve_weight
+
+    hub, env, files = hub_env
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    model = hub_yaml(tmp_path, tiny_var, files)
+    config = load_config(model)
+    online = [str(resolve_weight(config, role, progress=False)) for role in config.weights]
+    assert hub.count("GET", "/resolve/") == 2
+
+    hub.clear()
+    out = tmp_path / "off.png"
+    r = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, model, str(out)], capture_output=True, text=True,
+                       env=dict(os.environ), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert hub.requests == []
+    assert r.stdout.split()[-4:] == [*online, "0", "False"]
+    assert out.is_file()
+
+
+def test_offline_without_cache_is_one_line_error(hub_env, tmp_path, tiny_var):
+    """Nothing cached: `ssgen generate --offline` exits 2 with the one-line offline error, sending nothing."""
+    hub, env, files = hub_env
+    model = hub_yaml(tmp_path, tiny_var, files)
+    r = ssgen("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"), "--offline", env=env)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "not in the local cache and offline mode is on" in lines[0], r.stderr
+    assert hub.requests == []
+    assert not (tmp_path / "x.png").exists()
 
 def test_sha256_mismatch(hub_env, tmp_path, tiny_var):
     hub, env, files = hub_env

@@ -1,4 +1,4 @@
-"""End-to-end tests of ssgen.hub through a loopback Hub server (tests/hubserver.py).
+"""End-to-end tests of ssgen.weights through a loopback Hub server (tests/hubserver.py).
 
 HF_HOME and HF_ENDPOINT point at temporary folders / the local server for every test; the real
 ~/.cache is never touched and nothing leaves 127.0.0.1.
@@ -17,8 +17,10 @@ import pytest
 from huggingface_hub import errors as hf_errors
 from rich.console import Console
 
-from ssgen import hub
-from ssgen.errors import WeightsError
+from ssgen import weights
+from ssgen.config import ModelConfig, WeightSpec
+from ssgen.errors import ConfigError, WeightsError
+from ssgen.weights import verify
 
 try:
     from hubserver import HubServer, closed_port_endpoint
@@ -117,92 +119,92 @@ def test_server_metadata_headers(server: HubServer) -> None:
 
 def test_download_pinned_revision_with_sha256(server: HubServer, hf_home: Path) -> None:
     """A pinned file lands in the standard cache under HF_HOME, verified, with ssgen's user agent."""
-    path = hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
+    path = weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
     assert path.read_bytes() == WEIGHTS
     assert path == hf_home / "hub" / "models--FoundationVision--var" / "snapshots" / COMMIT / "var_d30.pth"
     assert path.resolve().name == WEIGHTS_SHA  # LFS blob named by its sha256
     assert weights_gets(server) == 1
     assert all("ssgen/" in headers["user-agent"] for headers in server.headers)
-    assert hub.is_cached(REPO, "var_d30.pth", COMMIT)
-    assert not hub.is_cached(REPO, "vae_ch160v4096z32.pth", COMMIT)
+    assert weights.is_cached(REPO, "var_d30.pth", COMMIT)
+    assert not weights.is_cached(REPO, "vae_ch160v4096z32.pth", COMMIT)
 
 
 def test_second_call_downloads_nothing(server: HubServer) -> None:
     """A cached pinned file needs no request at all; a cached `main` one HEAD and no GET."""
-    hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
+    weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
     server.clear()
-    assert hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA).read_bytes() == WEIGHTS
+    assert weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA).read_bytes() == WEIGHTS
     assert server.requests == []
-    path = hub.resolve_file(REPO, "var_d30.pth")  # revision None = main: the blob is reused
+    path = weights.resolve_file(REPO, "var_d30.pth")  # revision None = main: the blob is reused
     assert path.read_bytes() == WEIGHTS
     assert server.count("GET") == 0
     server.clear()
-    assert hub.resolve_file(REPO, "var_d30.pth") == path  # main now known: one HEAD to check for updates
+    assert weights.resolve_file(REPO, "var_d30.pth") == path  # main now known: one HEAD to check for updates
     assert server.requests == [("HEAD", server.resolve_path(REPO, "var_d30.pth", "main"))]
 
 
 def test_offline_returns_cached_file_without_requests(server: HubServer,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """offline=True, and HF_HUB_OFFLINE=1 set at call time, serve the cache and make no request."""
-    online = hub.resolve_file(REPO, "var_d30.pth")  # also records refs/main
+    online = weights.resolve_file(REPO, "var_d30.pth")  # also records refs/main
     server.clear()
-    assert hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA, offline=True) == online
-    assert hub.resolve_file(REPO, "var_d30.pth", offline=True) == online
+    assert weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA, offline=True) == online
+    assert weights.resolve_file(REPO, "var_d30.pth", offline=True) == online
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert hub.resolve_file(REPO, "var_d30.pth", COMMIT) == online
-    assert hub.resolve_file(REPO, "var_d30.pth") == online
+    assert weights.resolve_file(REPO, "var_d30.pth", COMMIT) == online
+    assert weights.resolve_file(REPO, "var_d30.pth") == online
     assert server.requests == []
 
 
 def test_offline_without_cache_fails_clearly(server: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing cached and offline: a WeightsError that says so, and no request."""
     with pytest.raises(WeightsError, match="offline") as info:
-        hub.resolve_file(REPO, "var_d30.pth", COMMIT, offline=True)
+        weights.resolve_file(REPO, "var_d30.pth", COMMIT, offline=True)
     assert "HF_HUB_OFFLINE" in str(info.value) and "\n" not in str(info.value)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(WeightsError, match="offline"):
-        hub.resolve_file(REPO, "var_d30.pth")
+        weights.resolve_file(REPO, "var_d30.pth")
     with pytest.raises(WeightsError, match="offline"):
-        hub.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder")
+        weights.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder")
     assert server.requests == []
 
 
 def test_unknown_repo(server: HubServer) -> None:
     """A missing repository names the repo and the config field to fix."""
     with pytest.raises(WeightsError, match=r"repository FoundationVision/nope not found .*`repo:`"):
-        hub.resolve_file("FoundationVision/nope", "var_d30.pth", COMMIT)
+        weights.resolve_file("FoundationVision/nope", "var_d30.pth", COMMIT)
 
 
 def test_unknown_file(server: HubServer) -> None:
     """A missing file names the file, the short revision and the config field to fix."""
     expected = r"var_d99\.pth not found in FoundationVision/var@6d0ee65 \(HTTP 404\)"
     with pytest.raises(WeightsError, match=expected):
-        hub.resolve_file(REPO, "var_d99.pth", COMMIT)
+        weights.resolve_file(REPO, "var_d99.pth", COMMIT)
 
 
 def test_unknown_revision(server: HubServer) -> None:
     """A missing revision points at the config's `revision:`."""
     with pytest.raises(WeightsError, match=r"revision v9 not found .*`revision:`"):
-        hub.resolve_file(REPO, "var_d30.pth", "v9")
+        weights.resolve_file(REPO, "var_d30.pth", "v9")
 
 
 def test_gated_repo_without_token(server: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """No token, or a token without access: the message names HF_TOKEN and the licence page."""
     with pytest.raises(WeightsError) as info:
-        hub.resolve_file(GATED, "model.safetensors", COMMIT)
+        weights.resolve_file(GATED, "model.safetensors", COMMIT)
     message = str(info.value)
     assert "gated" in message and "HF_TOKEN" in message
     assert f"https://huggingface.co/{GATED}" in message
     monkeypatch.setenv("HF_TOKEN", "hf_someone_else")
     with pytest.raises(WeightsError, match="HF_TOKEN") as info:
-        hub.resolve_file(GATED, "model.safetensors", COMMIT)
+        weights.resolve_file(GATED, "model.safetensors", COMMIT)
     assert "no access" in str(info.value)
 
 
 def test_gated_repo_with_token(server: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """HF_TOKEN set at call time is sent and unlocks the gated repo."""
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    path = hub.resolve_file(GATED, "model.safetensors", COMMIT)
+    path = weights.resolve_file(GATED, "model.safetensors", COMMIT)
     assert path.read_bytes() == b"gated weights"
     assert any(h.get("authorization") == f"Bearer {TOKEN}" for h in server.headers)
 
@@ -212,41 +214,41 @@ def test_sha256_mismatch_is_never_accepted(server: HubServer) -> None:
     wrong = hashlib.sha256(b"something else").hexdigest()
     for attempt in (1, 2):
         with pytest.raises(WeightsError, match=f"sha256 mismatch .*expected {wrong}, got {WEIGHTS_SHA}"):
-            hub.resolve_file(REPO, "var_d30.pth", COMMIT, wrong)
+            weights.resolve_file(REPO, "var_d30.pth", COMMIT, wrong)
         assert weights_gets(server) == attempt
-        assert not hub.is_cached(REPO, "var_d30.pth", COMMIT)
+        assert not weights.is_cached(REPO, "var_d30.pth", COMMIT)
     # the right hash still works afterwards
-    assert hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA).read_bytes() == WEIGHTS
+    assert weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA).read_bytes() == WEIGHTS
 
 
 def test_sha256_is_checked_once_per_blob(server: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """A verified blob is not re-hashed; a blob modified afterwards is re-hashed and rejected."""
     calls = []
-    real_sha256_file = hub._sha256_file
-    monkeypatch.setattr(hub, "_sha256_file", lambda *a, **k: calls.append(a[0]) or real_sha256_file(*a, **k))
-    path = hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
-    hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
+    real_sha256_file = verify.sha256_file
+    monkeypatch.setattr(verify, "sha256_file", lambda *a, **k: calls.append(a[0]) or real_sha256_file(*a, **k))
+    path = weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
+    weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
     assert len(calls) == 1
     blob = path.resolve()
     blob.chmod(0o644)
     blob.write_bytes(b"\0" * len(WEIGHTS))  # corrupted in place, same size
     os.utime(blob, ns=(time.time_ns(), time.time_ns() + 10**9))
     with pytest.raises(WeightsError, match="sha256 mismatch"):
-        hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
+        weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA)
     assert len(calls) == 2
 
 
 def test_malformed_sha256_in_config(server: HubServer) -> None:
     """A sha256 that is not 64 hex digits is reported before any download."""
     with pytest.raises(WeightsError, match="`sha256:`"):
-        hub.resolve_file(REPO, "var_d30.pth", COMMIT, "7c3ec27a")
+        weights.resolve_file(REPO, "var_d30.pth", COMMIT, "7c3ec27a")
     assert server.requests == []
 
 
 def test_invalid_repo_id(server: HubServer) -> None:
     """A malformed repo id is a WeightsError pointing at the config, with no request."""
     with pytest.raises(WeightsError, match="`repo:`"):
-        hub.resolve_file("a/b/c", "var_d30.pth", COMMIT)
+        weights.resolve_file("a/b/c", "var_d30.pth", COMMIT)
     assert server.requests == []
 
 
@@ -256,36 +258,36 @@ def test_unreachable_hub_fails_fast(hf_home: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     start = time.monotonic()
     with pytest.raises(WeightsError, match=f"cannot reach the Hub at {endpoint}.*--offline"):
-        hub.resolve_file(REPO, "var_d30.pth", COMMIT)
+        weights.resolve_file(REPO, "var_d30.pth", COMMIT)
     with pytest.raises(WeightsError, match=f"cannot reach the Hub at {endpoint}"):
-        hub.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder")
+        weights.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder")
     with pytest.raises(WeightsError, match=f"cannot reach the Hub at {endpoint}"):
-        hub.resolve_folder("google/flan-t5-xl", subfolder="text_encoder")
+        weights.resolve_folder("google/flan-t5-xl", subfolder="text_encoder")
     assert time.monotonic() - start < 5
 
 
 def test_unreachable_hub_falls_back_to_cache(server: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """With `main` cached, a dead network still resolves to the cached file."""
-    cached = hub.resolve_file(REPO, "var_d30.pth")
+    cached = weights.resolve_file(REPO, "var_d30.pth")
     monkeypatch.setenv("HF_ENDPOINT", closed_port_endpoint())
     start = time.monotonic()
-    assert hub.resolve_file(REPO, "var_d30.pth") == cached
+    assert weights.resolve_file(REPO, "var_d30.pth") == cached
     assert time.monotonic() - start < 5
 
 
 def test_progress_bar_on_a_terminal(server: HubServer) -> None:
     """On a terminal a rich progress bar shows the file; elsewhere nothing is printed."""
     terminal = io.StringIO()
-    hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA,
+    weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA,
                      console=Console(file=terminal, force_terminal=True, width=120))
     assert "var_d30.pth" in terminal.getvalue() and "sha256 var_d30.pth" in terminal.getvalue()
     terminal = io.StringIO()
-    hub.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder",
+    weights.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder",
                        console=Console(file=terminal, force_terminal=True, width=120))
     assert "Fetching 3 files" in terminal.getvalue()
     plain = io.StringIO()
-    hub.resolve_file(REPO, "vae_ch160v4096z32.pth", COMMIT, console=Console(file=plain, force_terminal=False))
-    hub.resolve_file(REPO, "README.md", COMMIT, progress=False,
+    weights.resolve_file(REPO, "vae_ch160v4096z32.pth", COMMIT, console=Console(file=plain, force_terminal=False))
+    weights.resolve_file(REPO, "README.md", COMMIT, progress=False,
                      console=Console(file=plain, force_terminal=True))
     assert plain.getvalue() == ""
 
@@ -295,7 +297,7 @@ def test_progress_bar_on_a_terminal(server: HubServer) -> None:
 
 def test_resolve_folder_fetches_only_matching_files(server: HubServer) -> None:
     """subfolder + allow_patterns (relative to it) download just those files."""
-    folder = hub.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder",
+    folder = weights.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder",
                                 allow_patterns=["*.json", "*.safetensors"])
     assert folder.name == "text_encoder" and folder.parent.name == COMMIT
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
@@ -306,24 +308,24 @@ def test_resolve_folder_fetches_only_matching_files(server: HubServer) -> None:
 
 def test_resolve_folder_whole_subfolder_then_offline(server: HubServer) -> None:
     """subfolder alone means subfolder/*; afterwards it resolves offline with no request."""
-    folder = hub.resolve_folder("google/flan-t5-xl", subfolder="text_encoder")
+    folder = weights.resolve_folder("google/flan-t5-xl", subfolder="text_encoder")
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["config.json", "model.safetensors", "pytorch_model.bin"]
     assert server.count("GET", "decoder") == 0 and server.count("GET", "README") == 0
     server.clear()
-    assert hub.resolve_folder("google/flan-t5-xl", subfolder="text_encoder", offline=True) == folder
-    assert hub.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder", offline=True) == folder
+    assert weights.resolve_folder("google/flan-t5-xl", subfolder="text_encoder", offline=True) == folder
+    assert weights.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="text_encoder", offline=True) == folder
     assert server.requests == []
 
 
 def test_resolve_folder_errors(server: HubServer) -> None:
     """Missing repo, missing subfolder, gated repo: one-line WeightsErrors."""
     with pytest.raises(WeightsError, match="not found"):
-        hub.resolve_folder("google/nope", COMMIT)
+        weights.resolve_folder("google/nope", COMMIT)
     with pytest.raises(WeightsError, match="`subfolder:`"):
-        hub.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="tokenizer")
+        weights.resolve_folder("google/flan-t5-xl", COMMIT, subfolder="tokenizer")
     with pytest.raises(WeightsError, match="HF_TOKEN"):
-        hub.resolve_folder(GATED, COMMIT)
+        weights.resolve_folder(GATED, COMMIT)
 
 
 # ------------------------------------------------------------------------------ local paths
@@ -333,32 +335,32 @@ def test_resolve_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Relative to the YAML's folder, absolute, and ~; a missing path is named in the error."""
     configs = tmp_path / "configs"
     (configs / "weights").mkdir(parents=True)
-    weights = configs / "weights" / "tiny.pth"
-    weights.write_bytes(b"w")
-    assert hub.resolve_local("weights/tiny.pth", configs) == weights
-    assert hub.resolve_local("weights", configs) == configs / "weights"
-    assert hub.resolve_local(str(weights), tmp_path / "elsewhere") == weights
+    local = configs / "weights" / "tiny.pth"
+    local.write_bytes(b"w")
+    assert weights.resolve_local("weights/tiny.pth", configs) == local
+    assert weights.resolve_local("weights", configs) == configs / "weights"
+    assert weights.resolve_local(str(local), tmp_path / "elsewhere") == local
     monkeypatch.setenv("HOME", str(configs))
-    assert hub.resolve_local("~/weights/tiny.pth", tmp_path / "elsewhere") == weights
+    assert weights.resolve_local("~/weights/tiny.pth", tmp_path / "elsewhere") == local
     with pytest.raises(WeightsError, match=r"'weights/missing\.pth' not found .*`path:`"):
-        hub.resolve_local("weights/missing.pth", configs)
+        weights.resolve_local("weights/missing.pth", configs)
 
 
 def test_verify_sha256_of_local_file(tmp_path: Path, hf_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Local weights are hashed once; a mismatch is reported and the user's file is left alone."""
-    weights = tmp_path / "tiny.pth"
-    weights.write_bytes(WEIGHTS)
+    local = tmp_path / "tiny.pth"
+    local.write_bytes(WEIGHTS)
     calls = []
-    real_sha256_file = hub._sha256_file
-    monkeypatch.setattr(hub, "_sha256_file", lambda *a, **k: calls.append(a[0]) or real_sha256_file(*a, **k))
-    hub.verify_sha256(weights, WEIGHTS_SHA.upper())
-    hub.verify_sha256(weights, WEIGHTS_SHA)
+    real_sha256_file = verify.sha256_file
+    monkeypatch.setattr(verify, "sha256_file", lambda *a, **k: calls.append(a[0]) or real_sha256_file(*a, **k))
+    weights.verify_sha256(local, WEIGHTS_SHA.upper())
+    weights.verify_sha256(local, WEIGHTS_SHA)
     assert len(calls) == 1
     wrong = hashlib.sha256(b"other").hexdigest()
-    expected = f"sha256 mismatch for {weights}: expected {wrong}, got {WEIGHTS_SHA}"
+    expected = f"sha256 mismatch for {local}: expected {wrong}, got {WEIGHTS_SHA}"
     with pytest.raises(WeightsError, match=expected):
-        hub.verify_sha256(weights, wrong)
-    assert weights.read_bytes() == WEIGHTS
+        weights.verify_sha256(local, wrong)
+    assert local.read_bytes() == WEIGHTS
 
 
 # ------------------------------------------------------------------------------ cache management
@@ -366,36 +368,112 @@ def test_verify_sha256_of_local_file(tmp_path: Path, hf_home: Path, monkeypatch:
 
 def test_cache_listing_and_removal(server: HubServer, hf_home: Path) -> None:
     """cached_repos lists what was downloaded; remove_cached frees its bytes."""
-    assert hub.cached_repos() == []  # no cache folder yet
-    hub.resolve_file(REPO, "var_d30.pth")
-    hub.resolve_file(REPO, "README.md", COMMIT)
-    hub.resolve_folder("google/flan-t5-xl", COMMIT, allow_patterns=["config.json"])
-    repos = {r.repo: r for r in hub.cached_repos()}
+    assert weights.cached_repos() == []  # no cache folder yet
+    weights.resolve_file(REPO, "var_d30.pth")
+    weights.resolve_file(REPO, "README.md", COMMIT)
+    weights.resolve_folder("google/flan-t5-xl", COMMIT, allow_patterns=["config.json"])
+    repos = {r.repo: r for r in weights.cached_repos()}
     assert sorted(repos) == ["FoundationVision/var", "google/flan-t5-xl"]
     var = repos[REPO]
     assert var.revisions == (COMMIT,) and var.refs == ("main",)
     assert var.size_on_disk >= len(WEIGHTS)
-    assert hub.remove_cached(REPO, "v-unknown") == 0
-    freed = hub.remove_cached(REPO, "main")
+    assert weights.remove_cached(REPO, "v-unknown") == 0
+    freed = weights.remove_cached(REPO, "main")
     assert freed >= len(WEIGHTS)
-    assert not hub.is_cached(REPO, "var_d30.pth", COMMIT)
-    assert [r.repo for r in hub.cached_repos()] == ["google/flan-t5-xl"]
-    assert hub.remove_cached(REPO) == 0
-    assert hub.remove_cached("google/flan-t5-xl") > 0
-    assert hub.cached_repos() == []
+    assert not weights.is_cached(REPO, "var_d30.pth", COMMIT)
+    assert [r.repo for r in weights.cached_repos()] == ["google/flan-t5-xl"]
+    assert weights.remove_cached(REPO) == 0
+    assert weights.remove_cached("google/flan-t5-xl") > 0
+    assert weights.cached_repos() == []
 
 
 def test_remove_one_cached_file(server: HubServer) -> None:
     """remove_cached_file frees one file's blob and keeps the rest; the last one takes the repo along."""
-    hub.resolve_file(REPO, "var_d30.pth", COMMIT)
-    hub.resolve_file(REPO, "README.md")
-    assert hub.remove_cached_file(REPO, "var_d30.pth", COMMIT) == len(WEIGHTS)
-    assert not hub.is_cached(REPO, "var_d30.pth", COMMIT)
-    assert hub.is_cached(REPO, "README.md", COMMIT)
-    assert hub.remove_cached_file(REPO, "var_d30.pth", COMMIT) == 0
-    assert [r.repo for r in hub.cached_repos()] == [REPO]
-    assert hub.remove_cached_file(REPO, "README.md") == len(REPOS[REPO]["README.md"])  # via refs/main
-    assert hub.cached_repos() == []
+    weights.resolve_file(REPO, "var_d30.pth", COMMIT)
+    weights.resolve_file(REPO, "README.md")
+    assert weights.remove_cached_file(REPO, "var_d30.pth", COMMIT) == len(WEIGHTS)
+    assert not weights.is_cached(REPO, "var_d30.pth", COMMIT)
+    assert weights.is_cached(REPO, "README.md", COMMIT)
+    assert weights.remove_cached_file(REPO, "var_d30.pth", COMMIT) == 0
+    assert [r.repo for r in weights.cached_repos()] == [REPO]
+    assert weights.remove_cached_file(REPO, "README.md") == len(REPOS[REPO]["README.md"])  # via refs/main
+    assert weights.cached_repos() == []
     server.clear()
-    assert hub.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA).read_bytes() == WEIGHTS
+    assert weights.resolve_file(REPO, "var_d30.pth", COMMIT, WEIGHTS_SHA).read_bytes() == WEIGHTS
     assert weights_gets(server) == 1
+
+
+# ------------------------------------------------------------------------------ resolve_weight, is_local
+
+
+def make_config(tmp_path: Path, **weights: WeightSpec) -> ModelConfig:
+    """A config with only weights (resolve_weight reads nothing else); local paths relative to tmp_path."""
+    return ModelConfig(name="test", family="var", weights=weights, source=tmp_path / "test.yaml")
+
+
+def test_resolve_weight_roles_and_offline(server: HubServer, tmp_path: Path) -> None:
+    """A Hub file, a Hub folder and a local path resolve; afterwards offline=True (the argument alone)
+    resolves the Hub roles with no request and changes no global state; is_local never sends one."""
+    (tmp_path / "local.pth").write_bytes(WEIGHTS)
+    config = make_config(
+        tmp_path,
+        transformer=WeightSpec("transformer", repo=REPO, file="var_d30.pth", revision=COMMIT, sha256=WEIGHTS_SHA),
+        text_encoder=WeightSpec("text_encoder", repo="google/flan-t5-xl", folder="text_encoder", revision=COMMIT,
+                                allow=["*.json"]),
+        vae=WeightSpec("vae", path="local.pth", sha256=WEIGHTS_SHA),
+        other=WeightSpec("other", repo=REPO, file="vae_ch160v4096z32.pth", revision=COMMIT),
+    )
+    assert not weights.is_local(config, "transformer") and not weights.is_local(config, "text_encoder")
+    assert weights.is_local(config, "vae") and not weights.is_local(config, "missing")
+    assert server.requests == []
+    file = weights.resolve_weight(config, "transformer")
+    folder = weights.resolve_weight(config, "text_encoder")
+    assert file.read_bytes() == WEIGHTS
+    assert folder.name == "text_encoder" and [p.name for p in folder.iterdir()] == ["config.json"]
+    assert weights.resolve_weight(config, "vae") == tmp_path / "local.pth"
+    server.clear()
+    assert weights.resolve_weight(config, "transformer", offline=True) == file
+    assert weights.resolve_weight(config, "text_encoder", offline=True) == folder
+    assert weights.is_local(config, "transformer") and weights.is_local(config, "text_encoder")
+    assert not weights.is_local(config, "other")
+    with pytest.raises(ConfigError, match=r"no weights\.missing entry"):
+        weights.resolve_weight(config, "missing")
+    assert server.requests == []
+    assert "HF_HUB_OFFLINE" not in os.environ and huggingface_hub.constants.HF_HUB_OFFLINE is False
+
+
+def test_resolve_weight_offline_without_cache(server: HubServer, tmp_path: Path) -> None:
+    """Offline and not cached: the one-line offline WeightsError, for files and folders, with no request."""
+    config = make_config(
+        tmp_path,
+        transformer=WeightSpec("transformer", repo=REPO, file="var_d30.pth", revision=COMMIT),
+        text_encoder=WeightSpec("text_encoder", repo="google/flan-t5-xl", folder="", revision=COMMIT),
+    )
+    for role in ("transformer", "text_encoder"):
+        with pytest.raises(WeightsError, match="not in the local cache and offline mode is on") as info:
+            weights.resolve_weight(config, role, offline=True)
+        assert "\n" not in str(info.value)
+    assert server.requests == []
+
+
+def test_resolve_weight_progress_false_draws_nothing(server: HubServer, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal, progress=True draws the download, folder and sha256 bars; progress=False none of them."""
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich treats the captured stderr as a terminal
+    (tmp_path / "local.pth").write_bytes(WEIGHTS)
+    spec = {"file": WeightSpec("file", repo=REPO, file="var_d30.pth", revision=COMMIT, sha256=WEIGHTS_SHA),
+            "folder": WeightSpec("folder", repo="google/flan-t5-xl", folder="text_encoder", revision=COMMIT),
+            "local": WeightSpec("local", path="local.pth", sha256=WEIGHTS_SHA)}
+    quiet, drawn = make_config(tmp_path, **spec), make_config(tmp_path / "b", **spec)
+    for role in spec:
+        weights.resolve_weight(quiet, role, progress=False)  # first time: downloads and hashes
+    assert capsys.readouterr().err == ""
+    weights.remove_cached(REPO)
+    weights.remove_cached("google/flan-t5-xl")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "local.pth").write_bytes(WEIGHTS)
+    for role in spec:
+        weights.resolve_weight(drawn, role, progress=True)
+    err = capsys.readouterr().err
+    assert "sha256 var_d30.pth" in err and "Fetching 3 files" in err and "sha256 local.pth" in err

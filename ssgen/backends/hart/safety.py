@@ -93,14 +93,13 @@ def load_checker(config, device: torch.device, offline: bool | None) -> SafetyCh
     """Load ShieldGemma from the config's `weights.safety` entry, else from the Hub repo google/shieldgemma-2b
     (kept out of the packaged config so that `ssgen models download` does not need the gated licence).
     Access problems explain the licence and HF_TOKEN."""
-    from ... import hub
-    from ...pipeline import resolve_weight
+    from ...weights import resolve_folder, resolve_weight
 
     try:
         if "safety" in config.weights:
-            folder = resolve_weight(config, "safety", offline)
+            folder = resolve_weight(config, "safety", offline=offline)
         else:
-            folder = hub.resolve_folder(REPO, None, allow_patterns=SAFETY_ALLOW, offline=offline)
+            folder = resolve_folder(REPO, None, allow_patterns=SAFETY_ALLOW, offline=offline)
     except WeightsError as e:
         raise WeightsError(f"{ACCESS_HINT} ({e})") from None
     return SafetyChecker.load(folder, device)

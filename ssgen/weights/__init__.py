@@ -1,0 +1,20 @@
+"""Weights: from a config's `weights:` entries to local paths, through the standard Hugging Face cache.
+
+    from ssgen.weights import resolve_weight
+    path = resolve_weight(config, "transformer", offline=None, progress=True)
+
+One job per module: `resolve` (Hub file, Hub folder, local path), `verify` (sha256, remembered per
+file), `cache` (what is cached, remove it: `ssgen models`), `errors` (huggingface_hub failures ->
+one-line WeightsErrors), `progress` (rich bars for downloads and hashing), `env` (HF_* settings read
+at call time). Offline is the `offline` argument alone (None = `HF_HUB_OFFLINE` at call time).
+"""
+
+from .cache import CachedRepo, cached_repos, is_cached, remove_cached, remove_cached_file
+from .env import hub_cache_dir
+from .resolve import is_local, resolve_file, resolve_folder, resolve_local, resolve_weight
+from .verify import verify_sha256
+
+__all__ = [
+    "CachedRepo", "cached_repos", "hub_cache_dir", "is_cached", "is_local", "remove_cached", "remove_cached_file",
+    "resolve_file", "resolve_folder", "resolve_local", "resolve_weight", "verify_sha256",
+]
