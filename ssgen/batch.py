@@ -7,7 +7,7 @@ i with i % W == r (so classes are spread evenly); images are written atomically 
 with their full settings, and a re-run skips every image that exists and decodes.
 
 Launch: `ssgen batch ...` (one process) or `torchrun --nproc_per_node N -m ssgen batch ...`
-(nccl on GPUs, gloo on the CPU).
+(nccl on GPUs, gloo on the CPU); from Python, `ssgen.batch.run(model, jobs, out_dir, ...)`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,18 @@ import io
 import json
 import os
 import re
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
+from rich.console import Console
 
-from .config import ModelConfig
-from .errors import ConfigError, SSGenError
+from .config import ModelConfig, load_config
+from .errors import ConfigError, SSGenError, first_line
+from .guidance import SSG, ssg_from_config
 
 RUN_FILE = "run.json"
 MANIFEST = "manifest.jsonl"
@@ -38,6 +41,7 @@ PRESETS = {
     "imagenet-fid": {"family": "var", "classes": "0-999", "per_class": 50,
                      "options": {"cfg": 1.5, "top_k": 900, "top_p": 0.96, "more_smooth": False}},
 }
+err = Console(stderr=True)  # progress bars and notes; stdout is left to the caller
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Job:
     cls: int | None = None
     prompt: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    source: str = ""  # where it was read ("jobs.jsonl:3"), for error messages
 
     def condition(self) -> dict[str, Any]:
         return {"class": self.cls} if self.cls is not None else {"prompt": self.prompt}
@@ -90,7 +95,8 @@ def _job_from_record(rec: Any, index: int, base_seed: int, where: str) -> Job:
         seed = int(seed) if seed is not None else base_seed + index
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: class and seed must be integers") from None
-    return Job(index=index, seed=seed, cls=cls, prompt=str(prompt) if prompt is not None else None, overrides=rec)
+    return Job(index=index, seed=seed, cls=cls, prompt=str(prompt) if prompt is not None else None, overrides=rec,
+               source=where)
 
 
 def _coerce_csv(rec: dict[str, str]) -> dict[str, Any]:
@@ -116,7 +122,7 @@ def read_jobs(path: str | Path, base_seed: int = 0) -> list[Job]:
     try:
         text = p.read_text()
     except OSError as e:
-        raise ConfigError(f"cannot read job file {p}: {e.strerror or e}") from None
+        raise ConfigError(f"cannot read job file {p}: {e.strerror or first_line(e)}") from None
     jobs: list[Job] = []
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
@@ -173,7 +179,7 @@ def jobs_from_flags(classes: str | None, per_class: int, prompts_file: str | Non
         try:
             lines = [ln.strip() for ln in Path(prompts_file).read_text().splitlines()]
         except OSError as e:
-            raise ConfigError(f"cannot read prompts file {prompts_file}: {e.strerror or e}") from None
+            raise ConfigError(f"cannot read prompts file {prompts_file}: {e.strerror or first_line(e)}") from None
         ps = [ln for ln in lines if ln]
         if not ps:
             raise ConfigError(f"prompts file {prompts_file} has no prompts (one per line)")
@@ -181,11 +187,25 @@ def jobs_from_flags(classes: str | None, per_class: int, prompts_file: str | Non
     raise ConfigError("nothing to generate: give --jobs FILE, --classes RANGE or --prompts-file FILE (or --preset)")
 
 
+def job_ssg(job: Job) -> SSG | bool | None:
+    """A job's `ssg:` override: None (none: the run's setting), True (the model's default), False (off), an
+    SSG, or a mapping read exactly like a model config's `ssg:` section (`enabled: false` = off)."""
+    value = job.overrides.get("ssg")
+    if value is None or isinstance(value, (bool, SSG)):
+        return value
+    return ssg_from_config(value) or False
+
+
 def validate_jobs(jobs: list[Job], config: ModelConfig) -> None:
-    """Check every job against the model before any work starts."""
+    """Check every job's condition and `ssg:` before any work starts; an error names the job."""
     for j in jobs:
+        where = j.source or f"job {j.index}"
         config.check_conditions([j.cls] if j.cls is not None else None,
-                                [j.prompt] if j.prompt is not None else None, where=f"job {j.index}: ")
+                                [j.prompt] if j.prompt is not None else None, where=f"{where}: ")
+        try:
+            job_ssg(j)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -289,6 +309,127 @@ def groups(jobs: list[Job], batch_size: int) -> Iterator[list[Job]]:
         cur.append(j)
     if cur:
         yield cur
+
+
+@dataclass
+class RunReport:
+    """What `run` did, as seen by one process."""
+
+    rank: int
+    world: int
+    total: int  # images in the run
+    present: int  # complete images in the folder at the end (counted by rank 0; -1 on the other ranks)
+    mine: int  # this process's share of the images
+    skipped: int  # of those, complete already (a resumed run)
+    generated: int  # images this process generated
+    seconds: float  # from the start of generation to the end of all processes' generation
+
+
+def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, Any] | None = None,
+        ssg: SSG | bool | None = None, batch_size: int = 4, device: str = "auto", dtype: str = "auto",
+        offline: bool | None = None, overwrite: bool = False) -> RunReport:
+    """Generate the images of `jobs` into `out_dir`, skipping complete ones; sharded under torchrun.
+
+    model: a model name, YAML path or ModelConfig, loaded here only after the run folder is checked (a
+        wrong folder fails before any weights load), on cuda:LOCAL_RANK under torchrun on GPUs, with
+        download bars on rank 0 alone; or an already loaded Pipeline (then device/dtype/offline are unused).
+    options: generate options for every image (cfg, top_k, ...); a job's own overrides win.
+    ssg: None (the model's default), False (off) or an SSG; a job's `ssg:` wins.
+    Under torchrun (RANK and WORLD_SIZE set) process r takes jobs r, r+W, ... and this call sets up and
+    tears down the process group (nccl on GPUs, gloo otherwise). Rank 0 writes manifest.jsonl at the end
+    and raises an SSGenError when images are missing.
+    """
+    from .pipeline import Pipeline, load
+
+    config = model.config if isinstance(model, Pipeline) else (
+        model if isinstance(model, ModelConfig) else load_config(model))
+    out_dir, options = Path(out_dir), dict(options or {})
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    validate_jobs(jobs, config)
+    ssg = config.ssg if ssg is None else (ssg or None)  # an SSG, or None for off
+    record = run_record(config, options, ssg, jobs)
+
+    rank, world, local_rank = dist_env()
+    dist = None
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        use_cuda = str(device) in ("auto", "cuda") and torch.cuda.is_available()
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+            device = f"cuda:{local_rank}"
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    try:
+        problem = None  # rank 0 checks the folder; every rank stops on its verdict
+        if rank == 0:
+            try:
+                check_run_folder(out_dir, record, overwrite)
+            except SSGenError as e:
+                problem = e
+        if dist is not None:
+            box = [problem]
+            dist.broadcast_object_list(box, src=0)
+            problem = box[0]
+        if problem is not None:
+            raise problem
+        if isinstance(model, Pipeline):
+            pipe = model
+        else:
+            if rank == 0 and err.is_terminal:
+                err.print(f"[dim]loading {config.name} ...[/]", highlight=False)
+            pipe = load(config, device=device, dtype=dtype, offline=offline, progress=rank == 0)
+        mine = jobs[rank::world]
+        todo = [j for j in mine if not is_complete(image_path(out_dir, j.index))]
+        t0 = time.perf_counter()
+        _generate(pipe, todo, out_dir, options, ssg, batch_size, rank, world, len(mine))
+        if dist is not None:
+            dist.barrier()
+        seconds = time.perf_counter() - t0
+        present = -1
+        if rank == 0:
+            present = write_manifest(out_dir, len(jobs))
+            if present != len(jobs):
+                raise SSGenError(f"{len(jobs) - present} images are missing in {out_dir}; re-run the same command")
+        return RunReport(rank=rank, world=world, total=len(jobs), present=present, mine=len(mine),
+                         skipped=len(mine) - len(todo), generated=len(todo), seconds=seconds)
+    finally:
+        if dist is not None and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _generate(pipe: Any, todo: list[Job], out_dir: Path, options: dict[str, Any], ssg: SSG | None, batch_size: int,
+              rank: int, world: int, n_mine: int) -> None:
+    """Generate this process's missing images, batch by batch, each written atomically with its settings;
+    a progress bar on rank 0 (the rate counts all processes)."""
+    from rich import progress as rp
+
+    from .output import save_png, summary
+
+    prog = rp.Progress(rp.TextColumn("[bold]{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                       rp.TextColumn("{task.fields[rate]}"), rp.TimeElapsedColumn(), rp.TextColumn("ETA"),
+                       rp.TimeRemainingColumn(), console=err, disable=rank != 0)
+    label = pipe.config.name + (f" (rank 0 of {world})" if world > 1 else "")
+    with prog:
+        task = prog.add_task(label, total=n_mine, completed=n_mine - len(todo), rate="")
+        t0, done = time.perf_counter(), 0
+        for group in groups(todo, batch_size):
+            opts = {k: v for k, v in {**options, **group[0].overrides}.items() if k != "ssg"}
+            own = job_ssg(group[0])
+            if group[0].cls is not None:
+                kw = {"classes": [j.cls for j in group]}
+            else:
+                kw = {"prompts": [j.prompt for j in group]}
+            res = pipe.generate(**kw, seeds=[j.seed for j in group], ssg=(ssg or False) if own is None else own,
+                                rng="per-image", **opts)
+            for j, im, st in zip(group, res.images, res.settings):
+                st = dict(st, index=j.index)
+                st.pop("batch_index", None)  # the position in this process's batch: not a property of the image
+                save_png(im, image_path(out_dir, j.index), st, text=summary(st))
+            done += len(group)
+            rate = done * world / (time.perf_counter() - t0)
+            prog.update(task, advance=len(group), rate=f"{rate:.2f} img/s" + (" (all ranks)" if world > 1 else ""))
 
 
 def pack_npz(folder: str | Path, out: str | Path | None = None, num: int | None = None) -> tuple[Path, tuple]:

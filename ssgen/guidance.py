@@ -1,6 +1,6 @@
 """Scaled Spatial Guidance (SSG) and Discrete Spatial Enhancement (DSE): pure tensor functions.
 
-The method (Shin, Hur, Kim, ICLR 2026), exactly as ssgen implements it (DESIGN.md section 4). At scale
+The method (Shin, Hur, Kim, ICLR 2026), exactly as ssgen implements it (docs/ssg.md). At scale
 k with grid h x w, `l` are the logits the sampler would receive (after CFG and temperature, before
 top-k/top-p) and `l_prev` those of scale k-1 (before SSG touched them), grid h' x w':
 
@@ -22,7 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -134,29 +134,36 @@ def ssg(l: torch.Tensor, l_prev: torch.Tensor, beta: float, size: tuple[int, int
 # ----------------------------------------------------------------------------------------------
 
 
-def parse_beta(text: str) -> float | list[float] | str:
-    """Parse a CLI beta: `0.5`, a per-scale list `0,0,0.2,...`, or a ramp `linear:1.0:0.2`."""
-    s = text.strip()
-    try:
-        if s.startswith("linear:"):
-            parts = s.split(":")
-            if len(parts) != 3:
-                raise ValueError
-            a, b = float(parts[1]), float(parts[2])
-            _check_finite([a, b], text)
-            return f"linear:{a:g}:{b:g}"
-        if "," in s:
-            vals = [float(v) for v in s.split(",")]
-            _check_finite(vals, text)
-            return vals
-        v = float(s)
-        _check_finite([v], text)
-        return v
-    except ValueError:
-        raise ConfigError(
-            f"malformed SSG beta {text!r}; use a number (0.5), one value per scale (0,0,0.2,...) "
-            "or a linear ramp over the active scales (linear:START:END)"
-        ) from None
+def _beta_value(b: Any) -> float | tuple[float, ...] | str:
+    """A beta in any accepted form -> how SSG stores it: a float, a tuple with one float per scale, or
+    "linear:START:END" with both ends written exactly (repr), so the ramp keeps its values.
+
+    Text (flags, YAML, job files) may say `0.5`, `0,0,0.2,...` or `linear:1.0:0.2`."""
+    if isinstance(b, str):
+        s = b.strip()
+        try:
+            if s.startswith("linear:"):
+                _, start, end = s.split(":")  # ValueError unless exactly two values
+                ends = [float(start), float(end)]
+                _check_finite(ends, b)
+                return f"linear:{ends[0]!r}:{ends[1]!r}"
+            b = [float(v) for v in s.split(",")] if "," in s else float(s)
+        except ValueError:
+            raise ConfigError(
+                f"malformed SSG beta {b!r}; use a number (0.5), one value per scale (0,0,0.2,...) "
+                "or a linear ramp over the active scales (linear:START:END)"
+            ) from None
+    if isinstance(b, (list, tuple)):
+        try:
+            vals = tuple(float(v) for v in b)
+        except (TypeError, ValueError):
+            raise ConfigError(f"SSG beta list must hold numbers, got {list(b)!r}") from None
+        _check_finite(vals, str(list(b)))
+        return vals
+    if isinstance(b, (int, float)) and not isinstance(b, bool):
+        _check_finite([float(b)], str(b))
+        return float(b)
+    raise ConfigError(f"SSG beta must be a number, a list or 'linear:START:END', got {b!r}")
 
 
 def _check_finite(vals: Sequence[float], text: str) -> None:
@@ -167,14 +174,18 @@ def _check_finite(vals: Sequence[float], text: str) -> None:
 _RANGE = re.compile(r"^\s*(-?\d+)\s*(?:-|:|\.\.)\s*(-?\d+)\s*$")
 
 
-def parse_scales(text: str) -> tuple[int, int]:
-    """Parse a CLI scale range: `2-9`, `2:9`, `-4--1`, or a single scale `5`."""
-    m = _RANGE.match(text)
-    if m:
-        return int(m.group(1)), int(m.group(2))
-    if re.fullmatch(r"\s*-?\d+\s*", text):
-        return int(text), int(text)
-    raise ConfigError(f"malformed SSG scale range {text!r}; use START-END (inclusive, 0-based, e.g. 2-9 or -4--1)")
+def _scales_value(sc: Any) -> tuple[int, int]:
+    """A scale range in any accepted form -> (start, end): a pair, or text `2-9`, `2:9`, `-4--1`, `5`."""
+    if isinstance(sc, str):
+        m = _RANGE.match(sc)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+        if re.fullmatch(r"\s*-?\d+\s*", sc):
+            return int(sc), int(sc)
+        raise ConfigError(f"malformed SSG scale range {sc!r}; use START-END (inclusive, 0-based, e.g. 2-9 or -4--1)")
+    if not (isinstance(sc, (list, tuple)) and len(sc) == 2 and all(isinstance(v, int) for v in sc)):
+        raise ConfigError(f"SSG scales must be an inclusive [start, end] pair of integers, got {sc!r}")
+    return int(sc[0]), int(sc[1])
 
 
 @dataclass(frozen=True)
@@ -196,25 +207,9 @@ class SSG:
     interp: str = "bilinear"
     rescale: bool = True
 
-    def __post_init__(self):
-        b = self.beta
-        if isinstance(b, (list, tuple)):
-            vals = tuple(float(v) for v in b)
-            _check_finite(vals, str(list(b)))
-            object.__setattr__(self, "beta", vals)
-        elif isinstance(b, str):
-            object.__setattr__(self, "beta", parse_beta(b))
-        elif isinstance(b, (int, float)) and not isinstance(b, bool):
-            _check_finite([float(b)], str(b))
-            object.__setattr__(self, "beta", float(b))
-        else:
-            raise ConfigError(f"SSG beta must be a number, a list or 'linear:START:END', got {b!r}")
-        sc = self.scales
-        if isinstance(sc, str):
-            sc = parse_scales(sc)
-        if not (isinstance(sc, (list, tuple)) and len(sc) == 2 and all(isinstance(v, int) for v in sc)):
-            raise ConfigError(f"SSG scales must be an inclusive [start, end] pair of integers, got {self.scales!r}")
-        object.__setattr__(self, "scales", (int(sc[0]), int(sc[1])))
+    def __post_init__(self):  # normalise every accepted form (values or text), so equal settings compare equal
+        object.__setattr__(self, "beta", _beta_value(self.beta))
+        object.__setattr__(self, "scales", _scales_value(self.scales))
         a, b = self.scales
         if (a >= 0) == (b >= 0) and a > b:  # same sign: comparable without knowing the number of scales
             raise ConfigError(f"SSG scale range {a}-{b} has start > end; write it as START-END with START <= END")
@@ -269,19 +264,19 @@ class SSG:
         return f"SSG beta={beta}\nscales {self.scales[0]}..{self.scales[1]}{extra}"
 
 
-def ssg_from_config(section: dict | None) -> SSG | None:
-    """The `ssg:` section of a model config -> SSG (or None when `enabled: false` or absent)."""
-    if not section:
+def ssg_from_config(section: Any) -> SSG | None:
+    """An `ssg:` mapping (a model config's section, a batch job's `ssg:`) -> SSG, or None when it is absent,
+    `false` or says `enabled: false`. Missing fields take SSG's defaults; an unknown field is a ConfigError."""
+    if section is None or section is False:
         return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"ssg: must be a mapping (beta, scales, prior, interp, rescale, enabled), got {section!r}")
     d = dict(section)
     enabled = d.pop("enabled", True)
-    known = {f for f in SSG.__dataclass_fields__}
+    known = set(SSG.__dataclass_fields__)
     unknown = set(d) - known
     if unknown:
         raise ConfigError(f"unknown field(s) in ssg: section: {', '.join(sorted(unknown))}; known: enabled, "
                           + ", ".join(sorted(known)))
-    if "scales" in d and isinstance(d["scales"], list):
-        d["scales"] = tuple(d["scales"])
     s = SSG(**d)
     return s if enabled else None
-

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from .errors import SSGenError
+from .errors import SSGenError, first_line
 
 META_KEY = "ssgen"
 
@@ -46,7 +46,8 @@ def check_writable(path: str | Path) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise SSGenError(f"cannot create the output folder {parent}: {e.strerror or e}; choose another -o") from None
+        raise SSGenError(f"cannot create the output folder {parent}: {e.strerror or first_line(e)}; "
+                         "choose another -o") from None
     if not os.access(parent, os.W_OK):
         raise SSGenError(f"cannot write to {parent} (permission denied); choose another -o")
     return p
@@ -68,7 +69,7 @@ def save_png(img: Image.Image, path: str | Path, meta: dict[str, Any], text: str
         os.replace(tmp, p)
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise SSGenError(f"cannot write {p}: {e.strerror or e}") from None
+        raise SSGenError(f"cannot write {p}: {e.strerror or first_line(e)}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -84,7 +85,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise SSGenError(f"{p} does not exist") from None
     except (OSError, Image.UnidentifiedImageError) as e:
-        raise SSGenError(f"cannot read {p} as an image: {e}") from None
+        raise SSGenError(f"cannot read {p} as an image: {first_line(e)}") from None
     if META_KEY not in text:
         raise SSGenError(f"{p} has no ssgen settings (it was not written by ssgen, or they were stripped)")
     try:

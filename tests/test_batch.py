@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import ssgen
+from test_cli import ssgen, ssgen_here
 
 from ssgen.batch import groups, jobs_from_flags, parse_class_ranges, read_jobs
 from ssgen.errors import ConfigError
@@ -123,13 +123,65 @@ def test_pack_npz(tiny_var, tmp_path):
 
 def test_job_files_with_overrides(tiny_var, tmp_path):
     jl = tmp_path / "jobs.jsonl"
-    jl.write_text('{"class": 1}\n{"class": 2, "seed": 99, "cfg": 1.5}\n\n{"class": 3, "ssg": false}\n')
+    jl.write_text('{"class": 1}\n{"class": 2, "seed": 99, "cfg": 1.5}\n\n{"class": 3, "ssg": false}\n'
+                  '{"class": 4, "ssg": {"enabled": false, "beta": 2}}\n'
+                  '{"class": 5, "ssg": {"beta": "0,0,0.5,1", "scales": "1-3"}}\n')
     out = tmp_path / "out"
     r = ssgen("batch", "-m", str(tiny_var), "--jobs", str(jl), "--out", str(out), "--seed", "5")
     assert r.returncode == 0, r.stderr
     m = manifest(out)
-    assert [(e["class"], e["seed"], e["cfg"]) for e in m] == [(1, 5, 4.0), (2, 99, 1.5), (3, 7, 4.0)]
-    assert m[0]["ssg"] is not None and m[2]["ssg"] is None
+    assert [(e["class"], e["seed"], e["cfg"]) for e in m] == [(1, 5, 4.0), (2, 99, 1.5), (3, 7, 4.0), (4, 8, 4.0),
+                                                               (5, 9, 4.0)]
+    assert m[0]["ssg"] is not None and m[2]["ssg"] is None and m[3]["ssg"] is None  # enabled: false = off
+    assert m[4]["ssg"]["beta"] == [0.0, 0.0, 0.5, 1.0] and m[4]["ssg"]["scales"] == [1, 3]
+
+
+@pytest.mark.parametrize("ssg, msg", [
+    ('{"betta": 1}', "unknown field(s) in ssg: section: betta"),
+    ('{"beta": "lots"}', "malformed SSG beta 'lots'"),
+    ('"on"', "ssg: must be a mapping"),
+])
+def test_job_ssg_is_checked_before_anything_loads(tiny_var, tmp_path, ssg, msg):
+    jl = tmp_path / "jobs.jsonl"
+    jl.write_text('{"class": 1}\n{"class": 2, "ssg": %s}\n' % ssg)
+    out = tmp_path / "out"
+    r = ssgen_here("batch", "-m", str(tiny_var), "--jobs", str(jl), "--out", str(out))
+    assert r.exit_code == 2, r.output
+    assert f"{jl}:2: {msg}" in r.stderr and len(r.stderr.strip().splitlines()) == 1  # one line naming the job
+    assert not out.exists()  # nothing started: no folder, no weights
+
+
+def test_run_checks_the_folder_before_loading_and_only_rank_0_shows_bars(tiny_var, tmp_path, monkeypatch):
+    """batch.run from Python: the run folder is checked before any weights load, and ranks > 0 load
+    without download bars (one set of bars per run, on rank 0)."""
+    import torch.distributed as dist
+
+    import ssgen.pipeline
+    from ssgen import batch
+    from ssgen.config import load_config
+
+    class Loaded(Exception):
+        pass
+
+    calls = []
+
+    def fake_load(config, **kw):
+        calls.append((kw["progress"], (tmp_path / "out0" / "run.json").exists(), (tmp_path / "out1").exists()))
+        raise Loaded
+
+    monkeypatch.setattr(ssgen.pipeline, "load", fake_load)
+    config, jobs = load_config(tiny_var), jobs_from_flags("1-2", 1, None, 1, 0)
+    with pytest.raises(Loaded):
+        batch.run(config, jobs, tmp_path / "out0")  # one process: rank 0 of 1
+    for name in ("init_process_group", "barrier", "destroy_process_group"):
+        monkeypatch.setattr(dist, name, lambda *a, **k: None)
+    monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src: None)  # rank 0 found the folder fine
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Loaded):
+        batch.run(config, jobs, tmp_path / "out1")
+    assert calls == [(True, True, False), (False, True, False)]  # rank 1: no bars, and it leaves the folder to rank 0
 
 
 def test_read_jobs_formats(tmp_path):

@@ -21,6 +21,16 @@ def ssgen(*args: str, env: dict | None = None, cwd: Path | None = None) -> subpr
     return subprocess.run(cmd + list(args), capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
 
 
+def ssgen_here(*args: str):
+    """The CLI run in this process by Typer's test runner: no interpreter start-up, for the tests that do
+    not need the entry point. The result has exit_code, stdout and stderr."""
+    from typer.testing import CliRunner
+
+    from ssgen.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
 def test_generate_and_info(tiny_var, tmp_path):
     out = tmp_path / "grid.png"
     r = ssgen("generate", "--model", str(tiny_var), "--class", "22", "--class", "980", "-o", str(out),
@@ -144,3 +154,55 @@ def test_version_and_module_entry_point():
     assert r.returncode == 0 and r.stdout.strip() == f"ssgen {pkg.__version__}"
     r = subprocess.run([sys.executable, "-m", "ssgen", "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "generate" in r.stdout and "batch" in r.stdout
+
+
+def test_help_does_not_import_torch():
+    """`ssgen --help` (and every command's) answers without importing torch: it must stay instant."""
+    code = ("import sys\nfrom ssgen.cli import app\n"
+            "for args in (['--help'], ['generate', '--help'], ['compare', '--help'], ['batch', '--help'],\n"
+            "             ['models', 'list', '--help'], ['info', '--help']):\n"
+            "    try:\n        app(args)\n    except SystemExit:\n        pass\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--dse-no-rescale" in r.stdout and "--per-class" in r.stdout  # the shared and the own options
+    assert r.stdout.strip().endswith("torch imported: False")
+
+
+def test_shared_options_on_every_generating_command(tiny_var, tmp_path):
+    """generate, compare and batch take the same generation options (declared once)."""
+    shared = ["--top-k", "2", "--top-p", "0.9", "--more-smooth", "--cfg", "1,2,3,4", "--ssg-scales", "1-3",
+              "--ssg-prior", "area", "--dse-interp", "bicubic", "--dse-no-rescale", "--device", "cpu",
+              "--dtype", "float32", "--offline", "--seed", "3"]
+    runs = {"generate": ["-c", "7", "-o", str(tmp_path / "g.png"), "--ssg-beta", "0.5"],
+            "compare": ["-c", "7", "-o", str(tmp_path / "c.png"), "--ssg-beta", "0.5"],
+            "batch": ["--classes", "7", "--out", str(tmp_path / "b"), "--ssg-beta", "0.5"]}
+    images = {}
+    for cmd, own in runs.items():
+        r = ssgen_here(cmd, "-m", str(tiny_var), *shared, *own, *(["--json"] if cmd != "batch" else []))
+        assert r.exit_code == 0, (cmd, r.stderr)
+        images[cmd] = json.loads(r.stdout)["images"][-1] if cmd != "batch" else json.loads(
+            (tmp_path / "b" / "manifest.jsonl").read_text())
+    for cmd, s in images.items():
+        assert (s["top_k"], s["top_p"], s["more_smooth"], s["cfg"], s["seed"]) == (2, 0.9, True, [1, 2, 3, 4], 3), cmd
+        assert s["ssg"] == {"beta": 0.5, "scales": [1, 3], "prior": "area", "interp": "bicubic", "rescale": False}, cmd
+    assert Image.open(tmp_path / "b" / "000000.png").tobytes() == Image.open(tmp_path / "g.png").crop(
+        (2, 2, 66, 66)).tobytes()  # the same image, whichever command made it
+
+
+def test_info_says_how_an_image_reproduces(tmp_path):
+    """rng "batch": only the whole batch reproduces an image; rng "per-image": its seed alone."""
+    from ssgen.output import save_png
+
+    base = {"model": "var-tiny", "class": 3, "ssg": None, "cfg": 4.0}
+    batch = [dict(base, rng="batch", seed=5, batch_index=i, batch_size=4) for i in range(4)]
+    save_png(Image.new("RGB", (8, 8)), tmp_path / "grid.png", {"grid": {"rows": 1, "cols": 4}, "images": batch})
+    save_png(Image.new("RGB", (8, 8)), tmp_path / "one.png", dict(base, rng="per-image", seed=7, batch_index=1))
+    r = ssgen_here("info", str(tmp_path / "grid.png"))
+    assert r.exit_code == 0, r.stderr
+    lines = [line for line in r.stdout.splitlines() if "reproduce" in line]
+    assert len(lines) == 4
+    assert "whole batch (seed 5, 4 images" in lines[2] and "image 2" in lines[2]
+    r = ssgen_here("info", str(tmp_path / "one.png"))
+    lines = [line for line in r.stdout.splitlines() if "reproduce" in line]
+    assert len(lines) == 1 and "alone from seed 7" in lines[0] and "batch" not in lines[0]

@@ -42,7 +42,7 @@ def test_generate_ssg_flags_recorded(tiny_var, tmp_path):
               "--ssg-prior", "dse", "--dse-interp", "bicubic", "--dse-no-rescale", "-o", str(out))
     assert r.returncode == 0, r.stderr
     s = json.loads(ssgen("info", str(out), "--json").stdout)["images"][0]["ssg"]
-    assert s == {"beta": "linear:1:0.2", "scales": [1, 3], "prior": "dse", "interp": "bicubic", "rescale": False}
+    assert s == {"beta": "linear:1.0:0.2", "scales": [1, 3], "prior": "dse", "interp": "bicubic", "rescale": False}
     r = ssgen("generate", "-m", str(tiny_var), "-c", "5", "--no-ssg", "-o", str(out))
     assert json.loads(ssgen("info", str(out), "--json").stdout)["images"][0]["ssg"] is None
 

@@ -1,4 +1,4 @@
-"""SSG and DSE: the math (DESIGN.md section 4), its settings, and the goldens of the SSG spec."""
+"""SSG and DSE: the math (docs/ssg.md), its settings, and the goldens of the SSG spec."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from conftest import load_tensors, need_goldens
 
 from ssgen.errors import ConfigError
-from ssgen.guidance import SSG, dct_matrix, dse, parse_beta, parse_scales, prior, ssg, ssg_from_config
+from ssgen.guidance import SSG, dct_matrix, dse, prior, ssg, ssg_from_config
 
 torch.manual_seed(0)
 
@@ -135,17 +135,32 @@ def test_ssg_setting_errors(kw, msg):
         SSG(**kw)
 
 
-def test_parsers():
-    assert parse_beta("0.5") == 0.5
-    assert parse_beta("0,0,0.2") == [0.0, 0.0, 0.2]
-    assert parse_beta("linear:1.0:0.2") == "linear:1:0.2"
-    assert parse_scales("2-9") == (2, 9) and parse_scales("-4--1") == (-4, -1) and parse_scales("3") == (3, 3)
-    for bad in ("abc", "1,x", "inf", "linear:a:b"):
-        with pytest.raises(ConfigError):
-            parse_beta(bad)
+def test_string_forms():
+    """The text forms (flags, YAML, job files) give the same settings as the values."""
+    assert SSG(beta="0.5") == SSG(beta=0.5)
+    assert SSG(beta=" 0,0,0.2, 0.4").beta == (0.0, 0.0, 0.2, 0.4)  # a tuple, like a list is stored
+    assert SSG(beta="0,0,0.2,0.4", scales="1-3").plan(4) == [0.0, 0.0, 0.2, 0.4]
+    assert SSG(beta="linear:1:0.2") == SSG(beta="linear:1.0:0.2")
+    assert SSG(scales="2-9").scales == (2, 9) and SSG(scales="-4--1").scales == (-4, -1)
+    assert SSG(scales="3").scales == (3, 3) and SSG(scales="2:9").scales == (2, 9)
+    for bad in ("abc", "1,x", "inf", "linear:a:b", "linear:1", ""):
+        with pytest.raises(ConfigError, match="malformed SSG beta|finite"):
+            SSG(beta=bad)
     for bad in ("2_9", "a-b", ""):
         with pytest.raises(ConfigError, match="malformed SSG scale range"):
-            parse_scales(bad)
+            SSG(scales=bad)
+
+
+def test_ramp_keeps_exact_values():
+    s = SSG(beta="linear:0.1234567:0.2", scales=(1, 3))
+    assert s.plan(4)[1] == 0.1234567 and s.plan(4)[3] == 0.2
+
+
+@pytest.mark.parametrize("s", [SSG(), SSG(beta="0,0,0.2,0.4"), SSG(beta=[1, 2, 3]), SSG(beta="linear:0.1234567:0.2"),
+                               SSG(beta=0.25, scales=(1, -2), prior="area", interp="bicubic", rescale=False)])
+def test_to_dict_round_trips(s):
+    assert SSG(**s.to_dict()) == s
+    assert ssg_from_config(json.loads(json.dumps(s.to_dict()))) == s  # as written into PNGs and read back
 
 
 def test_config_section():
@@ -154,6 +169,11 @@ def test_config_section():
     assert s == SSG(beta=0.3, scales=(1, -2))
     with pytest.raises(ConfigError, match="unknown field"):
         ssg_from_config({"betta": 1})
+    assert ssg_from_config(None) is None and ssg_from_config(False) is None
+    assert ssg_from_config({}) == SSG()  # an empty section: the defaults
+    for bad in ([0.5], 0.5, "on", True):
+        with pytest.raises(ConfigError, match="must be a mapping"):
+            ssg_from_config(bad)
 
 
 # ------------------------------------------------------------------------------ goldens: SSG in the loop

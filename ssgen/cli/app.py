@@ -1,0 +1,58 @@
+"""The Typer app, `--version`, and `friendly`: user errors become one `error: ...` line and exit code 2.
+
+Every module of the CLI imports only typer and rich at the top; torch and the models are imported
+inside the commands, so `ssgen --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..errors import SSGenError
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Multi-scale visual autoregressive image generation (VAR, Infinity, HART) with SSG.")
+
+out = Console()  # results (tables)
+err = Console(stderr=True)  # progress bars, notes, errors
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"ssgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Multi-scale visual autoregressive image generation (VAR, Infinity, HART) with SSG."""
+
+
+def friendly(fn: Callable) -> Callable:
+    """Wrap a command: an SSGenError (a problem the user can fix) is printed as one `error: ...` line and
+    exits with code 2; Ctrl-C exits with 130. Anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SSGenError as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def main() -> None:
+    app()

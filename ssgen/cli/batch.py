@@ -1,0 +1,68 @@
+"""`ssgen batch`: parse the flags into jobs and options, then `ssgen.batch.run` does the work (resume,
+torchrun sharding, progress); this prints its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ConfigError
+from .app import app, friendly
+from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
+
+
+@app.command()
+@friendly
+@gen_options
+def batch(
+    flags: GenFlags,
+    out_dir: Path = typer.Option(..., "--out", help="Output folder: one PNG per image, run.json, manifest.jsonl."),
+    jobs_file: Optional[Path] = typer.Option(None, "--jobs", help="Jobs: YAML list, JSON Lines or CSV (class or "
+                                             "prompt, seed, per-job overrides); one job = one image."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Class range, e.g. 0-999 or 1,5,9 (VAR)."),
+    per_class: int = typer.Option(1, "--per-class", help="Images per class with --classes."),
+    prompts_file: Optional[Path] = typer.Option(None, "--prompts-file", help="One prompt per line."),
+    per_prompt: int = typer.Option(1, "--per-prompt", help="Images per prompt with --prompts-file."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="imagenet-fid: 50 per class, cfg 1.5, top-k 900, "
+                                         "top-p 0.96, no smoothing (VAR's evaluation protocol)."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Base seed: image i uses seed + i unless its job sets one."),
+    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per forward pass, per process."),
+    ssg_on: Optional[bool] = SsgOpt,
+    ssg_beta: Optional[str] = BetaOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a folder that holds another run's images."),
+):
+    """Generate many images into a folder; resumable; shards across processes under torchrun."""
+    from .. import batch as B
+    from ..config import load_config
+
+    config = load_config(flags.model)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    options: dict = {}
+    if preset is not None:
+        if preset not in B.PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(B.PRESETS)}")
+        pr = B.PRESETS[preset]
+        if pr["family"] != config.family:
+            raise ConfigError(f"preset {preset} is for {pr['family'].upper()} models; {config.name} is "
+                              f"{config.family}")
+        options.update(pr["options"])
+        if not (jobs_file or classes or prompts_file):
+            classes, per_class = pr["classes"], pr["per_class"]
+    if jobs_file is not None:
+        if classes or prompts_file:
+            raise ConfigError("give either --jobs or --classes/--prompts-file, not both")
+        jobs = B.read_jobs(jobs_file, seed)
+    else:
+        jobs = B.jobs_from_flags(classes, per_class, str(prompts_file) if prompts_file else None, per_prompt, seed)
+    options.update(flags.options())
+    ssg = build_ssg(config, flags, ssg_on, ssg_beta)
+    report = B.run(config, jobs, out_dir, options=options, ssg=ssg, batch_size=batch_size, device=flags.device,
+                   dtype=flags.dtype, offline=True if flags.offline else None, overwrite=overwrite)
+    if report.rank == 0:
+        fast = report.generated and report.seconds > 0
+        rate = f", {report.generated * report.world / report.seconds:.2f} images/s" if fast else ""
+        print(f"{out_dir}: {report.present}/{report.total} images ({report.skipped} of rank 0's {report.mine} were "
+              f"already there){rate}; manifest {out_dir / B.MANIFEST}")

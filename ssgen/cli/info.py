@@ -1,0 +1,64 @@
+"""`ssgen info IMAGE` (the settings a PNG carries, and how to get the image again) and `ssgen pack-npz`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from .app import app, friendly, out
+
+
+def reproduce(s: dict[str, Any]) -> str | None:
+    """One line on what reproduces an image. rng "batch" draws the whole batch from one generator, so an
+    image comes back only with its whole batch; rng "per-image" images come back alone from their seed."""
+    rng = s.get("rng")
+    if rng == "batch":
+        size = f", {s['batch_size']} images" if "batch_size" in s else ""
+        return (f"reproduce: only by re-running the whole batch (seed {s.get('seed')}{size}, --rng batch); "
+                f"this is its image {s.get('batch_index')} (0-based)")
+    if rng == "per-image":
+        return f"reproduce: alone from seed {s.get('seed')} (--rng per-image)"
+    return None
+
+
+@app.command()
+@friendly
+def info(image: Path = typer.Argument(..., help="A PNG written by ssgen."),
+         as_json: bool = typer.Option(False, "--json", help="Print the raw JSON.")):
+    """Print the settings embedded in a PNG written by ssgen."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..output import read_metadata
+
+    meta = read_metadata(image)
+    if as_json:
+        print(json.dumps(meta, indent=2, sort_keys=True))
+        return
+    images = meta.get("images", [meta])
+    if "grid" in meta:
+        out.print(f"{image}: grid of {len(images)} image(s), {meta['grid'].get('rows')} x {meta['grid'].get('cols')}")
+    for i, s in enumerate(images):
+        t = Table(title=f"image {i}" if len(images) > 1 else None, show_header=False, box=None)
+        for k in sorted(s):
+            v = s[k]
+            t.add_row(k, Text(json.dumps(v) if isinstance(v, (dict, list)) else str(v)))  # as is, never markup
+        out.print(t)
+        line = reproduce(s)
+        if line:
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("pack-npz")
+@friendly
+def pack_npz(folder: Path = typer.Argument(..., help="A folder written by `ssgen batch`."),
+             output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: FOLDER.npz"),
+             num: Optional[int] = typer.Option(None, "--num", help="Images to pack (default: the run's count).")):
+    """Pack a batch folder into the `arr_0` (N, H, W, 3) uint8 .npz that FID evaluators read."""
+    from ..batch import pack_npz as pack
+
+    path, shape = pack(folder, output, num)
+    print(f"wrote {path}: arr_0 {shape} uint8")
