@@ -29,9 +29,19 @@ Inference protocol (driven by family.InfinityRun through the generic loop):
 Precision (mirrors the official inference path): the residual stream, every norm, the AdaLN
 modulations, the text modules and the head run in float32; only the blocks' linear layers and
 attention use the blocks' dtype (`model.blocks_to(torch.bfloat16)` as upstream's
-`block.bfloat16()`; on the CPU `model.prepack_cpu()` then gives oneDNN their weights prepacked).
+`block.bfloat16()`; on the CPU `model.prepack_cpu()` then gives oneDNN every Linear's weight prepacked).
 Cross-attention (the text pool and every block) rounds q, k, v and its output to bfloat16 even in a
 float32 run, as upstream's flash-attn call does: without it, bits flip.
+
+Batch invariance (rng="per-image" promises that an image does not depend on the rest of its batch):
+the bf16 rounding turns any 1e-7 difference upstream of it into a 4e-3 one (and then into flipped
+bits), so on the CPU an image's numbers are made bit-identical whatever its batch, by construction:
+- every Linear computes through oneDNN's prepacked matmul (`prepack_cpu`), whose rows do not depend
+  on how many rows there are (MKL's sgemm behind F.linear picks kernels by the row count);
+- attention to the text runs per group of rows of one text length, unpadded and unmasked (a masked
+  softmax over a longer padding sums in another order), see `text_attention`;
+- the T5 encoder runs prompt by prompt (text.py); the VAE decodes image by image (the family).
+Self-attention, norms and element-wise ops are already row by row. On GPUs this is not guaranteed.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ...errors import ConfigError
 
 # The K part of every qkv/kv bias is an all-zero buffer upstream (persistent, so it is in the files):
 # built at run time instead.
@@ -77,19 +89,19 @@ class InfinityConfig:
 
     def __post_init__(self):
         if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+            raise ConfigError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if self.block_chunks < 1 or self.depth % self.block_chunks:
-            raise ValueError(f"depth {self.depth} is not a multiple of block_chunks {self.block_chunks}")
+            raise ConfigError(f"depth {self.depth} is not a multiple of block_chunks {self.block_chunks}")
         if self.text_channels % self.pool_head_dim_t5:
-            raise ValueError(f"text_channels {self.text_channels} must be a multiple of {self.pool_head_dim_t5}")
+            raise ConfigError(f"text_channels {self.text_channels} must be a multiple of {self.pool_head_dim_t5}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "InfinityConfig":
         """Build from a dict with the official names; `vae_type` stands for codebook_dim. Settings this
-        implementation does not support (see FIXED_ARCH) are a ValueError; other keys are ignored."""
+        implementation does not support (see FIXED_ARCH) are a ConfigError; other keys are ignored."""
         for k, want in FIXED_ARCH.items():
             if k in d and d[k] is not None and type(want)(d[k]) != want:
-                raise ValueError(f"{k}={d[k]!r} is not supported (the released models use {want!r})")
+                raise ConfigError(f"{k}={d[k]!r} is not supported (the released models use {want!r})")
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         if "codebook_dim" not in kw and "vae_type" in d:
@@ -173,30 +185,43 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def linear(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """m(x), optionally with another bias; from m's oneDNN-prepacked weight once `prepack_cpu` made one."""
+    """m(x), optionally with another bias; from m's oneDNN-prepacked weight once `prepack_cpu` made one.
+
+    oneDNN sums every output row in an order its weight alone fixes, whatever the number of rows M,
+    except that a single row takes its matrix-vector kernel (another order): one row is therefore
+    computed as two. So a row's result does not depend on the other rows (batch invariance).
+    """
     b = m.bias if bias is None else bias
     packed = m.__dict__.get("packed")
-    if packed is not None:
-        return torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
-    return F.linear(x, m.weight, b)
+    if packed is None:
+        return F.linear(x, m.weight, b)
+    if x.numel() == x.shape[-1]:  # one row (bs = 1 at scale 0 without CFG, a (1, C) condition)
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(1, -1).repeat(2, 1), packed, b, "none", [], "")
+        return y[:1].view(*x.shape[:-1], -1)
+    return torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-              mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(q k^T * scale [masked]) v: q (bs, H, l, d), k/v (bs, H, n, d), mask (bs, 1, 1, n) bool.
+class Linear(nn.Linear):
+    """nn.Linear (same parameters and keys) computing through `linear`, so it works after `prepack_cpu`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(self, x)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(q k^T * scale) v: q (bs, H, l, d), k/v (bs, H, n, d).
 
     SDPA, except for bf16/fp16 on the CPU, where two low-precision matmuls around a float32 softmax
-    are 2-3x faster than PyTorch's fused CPU kernel for the same model-level accuracy.
+    are 2-3x faster than PyTorch's fused CPU kernel for the same model-level accuracy. Either way each
+    (row, head) is computed on its own: the result does not depend on bs.
     """
     if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
         s = torch.matmul(q, k.transpose(-2, -1)).float().mul_(scale)  # (bs, H, l, n)
-        if mask is not None:
-            s.masked_fill_(~mask, float("-inf"))
         return torch.matmul(s.softmax(-1).to(v.dtype), v)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
-def bf16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: torch.Tensor) -> torch.Tensor:
+def bf16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
     """Upstream's cross-attention numerics: q, k, v in bfloat16, the output rounded to bfloat16.
 
     Upstream casts float32 q/kv to bf16 for flash-attn's varlen kernel even in float32 runs; here a
@@ -204,10 +229,27 @@ def bf16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: flo
     goldens were made with); a bf16/fp16 model simply runs in its dtype. Returns the input dtype.
     """
     if q.dtype != torch.float32:
-        return attention(q, k.to(q.dtype), v.to(q.dtype), scale, mask)
+        return attention(q, k.to(q.dtype), v.to(q.dtype), scale)
     bf = torch.bfloat16
-    o = attention(q.to(bf).float(), k.to(bf).float(), v.to(bf).float(), scale, mask)
+    o = attention(q.to(bf).float(), k.to(bf).float(), v.to(bf).float(), scale)
     return o.to(bf).float()
+
+
+def text_attention(q: torch.Tensor, kv: list[tuple[torch.Tensor, torch.Tensor]], rows: list[torch.Tensor],
+                   scale: float) -> torch.Tensor:
+    """Attention of q (bs, H, l, hd) to the text, group by group: kv[g] = k, v (rows_g, H, n_g, hd) of
+    the rows `rows[g]` (int64 indices into bs), which all have n_g text tokens -> (bs, H, l, hd).
+
+    As upstream's varlen kernel, every row sees exactly its own tokens, with no padding and no mask:
+    a row's numbers then do not depend on the lengths of the other prompts in the batch (a masked
+    softmax over a longer padding sums in another order, which the bf16 rounding amplifies).
+    """
+    if len(rows) == 1:  # one text length: the groups' rows are all rows, in order
+        return bf16_attention(q, *kv[0], scale)
+    out = torch.empty_like(q)
+    for idx, (k, v) in zip(rows, kv):
+        out[idx] = bf16_attention(q[idx], k, v, scale)
+    return out
 
 
 class SelfAttention(nn.Module):
@@ -220,11 +262,11 @@ class SelfAttention(nn.Module):
     def __init__(self, C: int, H: int):
         super().__init__()
         self.H, self.hd = H, C // H
-        self.mat_qkv = nn.Linear(C, 3 * C, bias=False)
+        self.mat_qkv = Linear(C, 3 * C, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(C))
         self.v_bias = nn.Parameter(torch.zeros(C))
         self.scale_mul_1H11 = nn.Parameter(torch.full((1, H, 1, 1), math.log(4.0)))
-        self.proj = nn.Linear(C, C)
+        self.proj = Linear(C, C)
         self.k_cache: torch.Tensor | None = None
         self.v_cache: torch.Tensor | None = None
 
@@ -256,23 +298,21 @@ class CrossAttention(nn.Module):
     def __init__(self, C: int, H: int):
         super().__init__()
         self.H, self.hd = H, C // H
-        self.mat_q = nn.Linear(C, C)
-        self.mat_kv = nn.Linear(C, 2 * C, bias=False)
+        self.mat_q = Linear(C, C)
+        self.mat_kv = Linear(C, 2 * C, bias=False)
         self.v_bias = nn.Parameter(torch.zeros(C))
-        self.proj = nn.Linear(C, C)
+        self.proj = Linear(C, C)
 
-    def text_kv(self, text: torch.Tensor, lens: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed text tokens (N, C) float32 -> k, v (bs, H, Lt, hd), zero-padded to the longest row."""
+    def text_kv(self, text: torch.Tensor, rows: TextRows) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Packed text tokens (N, C) float32 -> per length group k, v (rows_g, H, n_g, hd)."""
         bias = torch.cat((torch.zeros_like(self.v_bias), self.v_bias))
         kv = linear(self.mat_kv, text.to(bias.dtype), bias)  # (N, 2C)
-        kv = pad_packed(kv, lens).unflatten(-1, (2, self.H, self.hd))  # (bs, Lt, 2, H, hd)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (bs, H, Lt, hd)
-        return k, v
+        return [split_kv(g, self.H) for g in rows.split(kv)]
 
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: list, rows: TextRows) -> torch.Tensor:
         bs, L, C = x.shape
         q = linear(self.mat_q, x).view(bs, L, self.H, self.hd).transpose(1, 2)  # (bs, H, L, hd)
-        out = bf16_attention(q, k, v, 1 / math.sqrt(self.hd), mask)  # (bs, H, L, hd)
+        out = text_attention(q, kv, rows.index, 1 / math.sqrt(self.hd))  # (bs, H, L, hd)
         return linear(self.proj, out.transpose(1, 2).reshape(bs, L, C))
 
 
@@ -283,18 +323,17 @@ class TextPoolAttention(nn.Module):
         super().__init__()
         self.H, self.hd = H, C // H
         self.mat_q = nn.Parameter(torch.zeros(1, H, C // H))
-        self.mat_kv = nn.Linear(Ct5, 2 * C, bias=False)
+        self.mat_kv = Linear(Ct5, 2 * C, bias=False)
         self.v_bias = nn.Parameter(torch.zeros(C))
-        self.proj = nn.Linear(C, C)
+        self.proj = Linear(C, C)
 
-    def forward(self, text: torch.Tensor, lens: list[int]) -> torch.Tensor:
+    def forward(self, text: torch.Tensor, rows: TextRows) -> torch.Tensor:
         """Packed normalised T5 tokens (N, Ct5) -> pooled condition (bs, C)."""
-        bs, C = len(lens), self.H * self.hd
-        kv = F.linear(text, self.mat_kv.weight, torch.cat((torch.zeros_like(self.v_bias), self.v_bias)))  # (N, 2C)
-        kv = pad_packed(kv, lens).unflatten(-1, (2, self.H, self.hd))  # (bs, Lt, 2, H, hd)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (bs, H, Lt, hd)
-        q = self.mat_q.expand(bs, -1, -1).unsqueeze(2).to(k.dtype)  # (bs, H, 1, hd)
-        out = bf16_attention(q, k, v, 1 / math.sqrt(self.hd), key_mask(lens, k.device))  # (bs, H, 1, hd)
+        bs, C = len(rows.lens), self.H * self.hd
+        kv = linear(self.mat_kv, text, torch.cat((torch.zeros_like(self.v_bias), self.v_bias)))  # (N, 2C)
+        q = self.mat_q.expand(bs, -1, -1).unsqueeze(2).to(kv.dtype)  # (bs, H, 1, hd)
+        kv = [split_kv(g, self.H) for g in rows.split(kv)]
+        out = text_attention(q, kv, rows.index, 1 / math.sqrt(self.hd))  # (bs, H, 1, hd)
         return self.proj(out.transpose(1, 2).reshape(bs, C))
 
 
@@ -303,22 +342,38 @@ class TextAttentivePool(nn.Module):
         super().__init__()
         self.ca = TextPoolAttention(Ct5, C, H)
 
-    def forward(self, text: torch.Tensor, lens: list[int]) -> torch.Tensor:
-        return self.ca(text, lens)
+    def forward(self, text: torch.Tensor, rows: TextRows) -> torch.Tensor:
+        return self.ca(text, rows)
 
 
-def pad_packed(packed: torch.Tensor, lens: list[int]) -> torch.Tensor:
-    """(sum(lens), X) rows of consecutive sequences -> (len(lens), max(lens), X), zero-padded."""
-    out = packed.new_zeros(len(lens), max(lens), packed.shape[-1])
-    for i, seq in enumerate(packed.split(list(lens))):
-        out[i, : seq.shape[0]] = seq
-    return out
+@dataclass
+class TextRows:
+    """Where the text tokens of the bs rows lie: `lens` per row (packed one after the other), and the
+    rows grouped by length, in order of first appearance (attention to the text runs per group,
+    unpadded): `groups[g]` row indices, `index[g]` the same as an int64 tensor."""
+
+    lens: list[int]
+    groups: list[list[int]]
+    index: list[torch.Tensor]
+
+    @classmethod
+    def of(cls, lens: list[int], device=None) -> "TextRows":
+        by_len: dict[int, list[int]] = {}
+        for i, n in enumerate(lens):
+            by_len.setdefault(int(n), []).append(i)
+        groups = list(by_len.values())
+        return cls([int(n) for n in lens], groups, [torch.tensor(g, device=device) for g in groups])
+
+    def split(self, packed: torch.Tensor) -> list[torch.Tensor]:
+        """Packed (sum(lens), X) -> per group (rows_g, n_g, X)."""
+        seqs = packed.split(self.lens)
+        return [torch.stack([seqs[i] for i in g]) for g in self.groups]
 
 
-def key_mask(lens: list[int], device=None) -> torch.Tensor:
-    """(bs, 1, 1, max(lens)) bool: True on real tokens, False on padding."""
-    n = torch.tensor(lens, device=device)
-    return (torch.arange(max(lens), device=device)[None, :] < n[:, None])[:, None, None, :]
+def split_kv(kv: torch.Tensor, H: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(r, n, 2C) -> k, v (r, H, n, C/H)."""
+    k, v = kv.unflatten(-1, (2, H, -1)).permute(2, 0, 3, 1, 4).unbind(0)
+    return k, v
 
 
 # ------------------------------------------------------------------------------------------------
@@ -329,8 +384,8 @@ def key_mask(lens: list[int], device=None) -> torch.Tensor:
 class FFN(nn.Module):
     def __init__(self, C: int, hidden: int):
         super().__init__()
-        self.fc1 = nn.Linear(C, hidden)
-        self.fc2 = nn.Linear(hidden, C)
+        self.fc1 = Linear(C, hidden)
+        self.fc2 = Linear(hidden, C)
 
     def forward(self, x):
         return linear(self.fc2, F.gelu(linear(self.fc1, x), approximate="tanh"))
@@ -358,7 +413,7 @@ class CrossAttnBlock(nn.Module):
         g1, g2, s1, s2, b1, b2 = (self.ada_gss.float() + gss).unbind(2)
         return g1, g2, s1.add(1), s2.add(1), b1, b2
 
-    def forward(self, x: torch.Tensor, mod: tuple, text_kv: tuple, mask: torch.Tensor, rope: tuple,
+    def forward(self, x: torch.Tensor, mod: tuple, text_kv: list, rows: TextRows, rope: tuple,
                 cache: bool = True) -> torch.Tensor:
         g1, g2, s1, s2, b1, b2 = mod  # each (bs, 1, C) float32
         dt = self.ca_norm.weight.dtype
@@ -366,7 +421,7 @@ class CrossAttnBlock(nn.Module):
         h = F.layer_norm(x, (C,), eps=self.eps).mul(s1).add_(b1)  # (bs, L, C) float32
         x = x + self.sa(h.to(dt), rope, cache).float().mul_(g1)
         h = F.layer_norm(x, (C,), self.ca_norm.weight.float(), self.ca_norm.bias.float(), self.eps)
-        x = x + self.ca(h.to(dt), *text_kv, mask).float()
+        x = x + self.ca(h.to(dt), text_kv, rows).float()
         h = F.layer_norm(x, (C,), eps=self.eps).mul(s2).add_(b2)
         return x + self.ffn(h.to(dt)).float().mul(g2)
 
@@ -383,7 +438,7 @@ class AdaLNBeforeHead(nn.Module):
     def __init__(self, C: int, eps: float):
         super().__init__()
         self.C, self.eps = C, eps
-        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 2 * C))
+        self.ada_lin = nn.Sequential(nn.SiLU(), Linear(C, 2 * C))
 
     def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scale, shift = self.ada_lin(cond).view(-1, 1, 2, self.C).unbind(2)  # order: scale, shift
@@ -398,10 +453,9 @@ class AdaLNBeforeHead(nn.Module):
 class TextState:
     """Everything derived from the text of one generation call (computed once, used at every scale)."""
 
-    lens: list[int]  # tokens of each of the bs rows
+    rows: TextRows  # text tokens of each of the bs rows, rows grouped by length
     cond: torch.Tensor  # (bs, C) float32 pooled condition (the "sos")
-    mask: torch.Tensor  # (bs, 1, 1, Lt) bool key mask of the text tokens
-    kv: list[tuple[torch.Tensor, torch.Tensor]]  # per block: k, v (bs, H, Lt, hd)
+    kv: list[list[tuple[torch.Tensor, torch.Tensor]]]  # per block, per length group: k, v (rows_g, H, n_g, hd)
     mods: list[tuple[torch.Tensor, ...]]  # per block: AdaLN modulation
     head_mod: tuple[torch.Tensor, torch.Tensor]
 
@@ -417,15 +471,15 @@ class Infinity(nn.Module):
         self.pos_start = nn.Parameter(torch.zeros(1, 1, C))
         self.text_norm = RMSNorm(Ct5, cfg.norm_eps)
         self.text_proj_for_sos = TextAttentivePool(Ct5, C, cfg.pool_heads)
-        self.text_proj_for_ca = nn.Sequential(nn.Linear(Ct5, C), nn.GELU(approximate="tanh"), nn.Linear(C, C))
+        self.text_proj_for_ca = nn.Sequential(Linear(Ct5, C), nn.GELU(approximate="tanh"), Linear(C, C))
         self.lvl_embed = nn.Embedding(N_LEVELS, C)
-        self.word_embed = nn.Linear(d, C)  # bits-as-codes of the running latent -> token
-        self.shared_ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+        self.word_embed = Linear(d, C)  # bits-as-codes of the running latent -> token
+        self.shared_ada_lin = nn.Sequential(nn.SiLU(), Linear(C, 6 * C))
         n = cfg.depth // cfg.block_chunks
         blocks = [CrossAttnBlock(cfg) for _ in range(cfg.depth)]
         self.block_chunks = nn.ModuleList(BlockChunk(blocks[i:i + n]) for i in range(0, cfg.depth, n))
         self.head_nm = AdaLNBeforeHead(C, cfg.norm_eps)
-        self.head = nn.Linear(C, 2 * d)
+        self.head = Linear(C, 2 * d)
 
     @property
     def blocks(self) -> list[CrossAttnBlock]:
@@ -443,33 +497,25 @@ class Infinity(nn.Module):
 
     @torch.no_grad()
     def prepack_cpu(self) -> bool:
-        """On the CPU (float32 or bf16 blocks): give every block Linear a oneDNN-prepacked copy of its
-        weight (what inductor's CPU freezing does) and release the plain one; afterwards the model
-        generates but cannot be saved or moved. Measured on 2 Zen 5 cores: float32 matmuls 2.2-2.5x
-        faster than F.linear, bf16 ~20 %. bf16 results are identical; float32 ones differ in the
-        accumulation order only (~1e-6 relative; the goldens pass unchanged). Returns whether it packed
-        (False when oneDNN is unavailable or fails a probe)."""
-        lins = [m for b in self.blocks for m in b.modules() if isinstance(m, nn.Linear)]
-        if "packed" in lins[0].__dict__:
+        """On the CPU: give every Linear (float32, and bf16 blocks) a oneDNN-prepacked copy of its weight
+        (what inductor's CPU freezing does) and release the plain one; afterwards the model generates
+        but cannot be saved or moved. Measured on 2 Zen 5 cores: float32 matmuls 2.2-2.5x faster than
+        F.linear, bf16 ~20 %. It also makes an image's numbers independent of its batch (see `linear`;
+        F.linear's MKL kernels move rows by ~1e-6 with the row count, and the cross-attention's bf16
+        rounding turns that into flipped bits). The bf16 blocks' results equal F.linear's; float32 ones
+        differ in the accumulation order only (~1e-6 relative; the goldens pass unchanged). Returns whether every
+        Linear is packed (not where oneDNN is unavailable or fails a probe for a dtype)."""
+        lins = [m for m in self.modules() if isinstance(m, nn.Linear)]
+        if all("packed" in m.__dict__ for m in lins):
             return True
-        w = lins[0].weight
-        if w.device.type != "cpu" or w.dtype not in (torch.float32, torch.bfloat16):
+        if lins[0].weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
             return False
-        try:
-            if not torch.backends.mkldnn.is_available() or (
-                    w.dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-                return False
-            probe = torch.randn(3, w.shape[1], generator=torch.Generator().manual_seed(0)).to(w.dtype)
-            packed = torch.ops.mkldnn._reorder_linear_weight(w)
-            got = torch.ops.mkldnn._linear_pointwise(probe, packed, None, "none", [], "")
-            if not torch.allclose(got.float(), F.linear(probe, w).float(), rtol=1e-2, atol=1e-2):
-                return False
-        except (RuntimeError, AttributeError):
-            return False
+        ok = {dt: _onednn_works(dt) for dt in {m.weight.dtype for m in lins}}
         for m in lins:
-            m.packed = torch.ops.mkldnn._reorder_linear_weight(m.weight)
-            m.weight = nn.Parameter(m.weight.new_empty(0), requires_grad=False)  # the packed copy replaces it
-        return True
+            if ok[m.weight.dtype] and "packed" not in m.__dict__:
+                m.packed = torch.ops.mkldnn._reorder_linear_weight(m.weight)
+                m.weight = nn.Parameter(m.weight.new_empty(0), requires_grad=False)  # the packed copy replaces it
+        return all(ok.values())
 
     # --------------------------------------------------------------------------------- inference
     def uncond_text(self, lens: list[int]) -> torch.Tensor:
@@ -478,15 +524,15 @@ class Infinity(nn.Module):
 
     def prepare_text(self, packed: torch.Tensor, lens: list[int]) -> TextState:
         """Packed T5 features (N, Ct5) of all bs rows (cond rows, then uncond rows) -> TextState."""
+        rows = TextRows.of(lens, packed.device)
         kv = self.text_norm(packed.float())  # (N, Ct5)
-        cond = self.text_proj_for_sos(kv, lens).float()  # (bs, C)
+        cond = self.text_proj_for_sos(kv, rows).float()  # (bs, C)
         ca = self.text_proj_for_ca(kv)  # (N, C)
         gss = self.shared_ada_lin(cond).view(-1, 1, 6, self.cfg.embed_dim)  # (bs, 1, 6, C)
         blocks = self.blocks
         return TextState(
-            lens=list(lens), cond=cond, mask=key_mask(lens, packed.device),
-            kv=[b.ca.text_kv(ca, lens) for b in blocks], mods=[b.modulation(gss) for b in blocks],
-            head_mod=self.head_nm.modulation(cond),
+            rows=rows, cond=cond, kv=[b.ca.text_kv(ca, rows) for b in blocks],
+            mods=[b.modulation(gss) for b in blocks], head_mod=self.head_nm.modulation(cond),
         )
 
     def first_input(self, text: TextState) -> torch.Tensor:
@@ -506,7 +552,7 @@ class Infinity(nn.Module):
         (unless `cache=False`, for the last scale). The level embedding is added once, before the first block."""
         x = x.float() + self.lvl_embed.weight[k].float()
         for blk, mod, kv in zip(self.blocks, text.mods, text.kv):
-            x = blk(x, mod, kv, text.mask, rope, cache)
+            x = blk(x, mod, kv, text.rows, rope, cache)
         h = self.head_nm(x, text.head_mod)
         return self.head(h.to(self.head.weight.dtype)).float()  # (bs, L, 2d)
 
@@ -535,6 +581,22 @@ class Infinity(nn.Module):
             else:  # Linear weights (out, in)
                 fill(p, 1.0 / math.sqrt(p.shape[-1]))
         return self
+
+
+def _onednn_works(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's prepacked matmul runs in `dtype` on this CPU and agrees with F.linear."""
+    if dtype not in (torch.float32, torch.bfloat16):
+        return False
+    try:
+        if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return False
+        g = torch.Generator().manual_seed(0)
+        w, probe = torch.randn(8, 16, generator=g).to(dtype), torch.randn(3, 16, generator=g).to(dtype)
+        packed = torch.ops.mkldnn._reorder_linear_weight(w)
+        got = torch.ops.mkldnn._linear_pointwise(probe, packed, None, "none", [], "")
+        return torch.allclose(got.float(), F.linear(probe, w).float(), rtol=1e-2, atol=1e-2)
+    except (RuntimeError, AttributeError):
+        return False
 
 
 class RMSNorm(nn.Module):

@@ -1,10 +1,12 @@
 """Infinity's text encoder glue: google/flan-t5-xl's encoder through `transformers`.
 
-As upstream's `encode_prompt`: tokenise with padding to 512 and truncation, run the encoder with the
-attention mask, keep each prompt's first len_i rows (len_i = its tokens including `</s>`) and
-concatenate them: `packed (sum(lens), Ct5)` float32 plus `lens`. The encoder only runs on the
-columns up to the longest prompt: the padded positions are masked out of every attention, so this
-gives the same features (within float rounding, ~1e-6) at a fraction of 512 positions' cost.
+As upstream's `encode_prompt`: tokenise with truncation to 512 tokens, run the encoder, keep each
+prompt's len_i rows (len_i = its tokens including `</s>`) and concatenate them: `packed (sum(lens),
+Ct5)` float32 plus `lens`. Upstream pads every prompt to 512 and masks the padding out of every
+attention; here each prompt runs alone on exactly its own tokens: the same features within float
+rounding (~1e-6), at a fraction of the cost, and a prompt's features do not depend on the other
+prompts of its batch (with padding to the longest prompt they move by ~1e-6, which the transformer's
+bf16 cross-attention rounding turns into flipped bits).
 
     enc = TextEncoder.load(folder, device, dtype)
     packed, lens, notes = enc.encode(["a red fox", "a blue car"])
@@ -47,16 +49,15 @@ def encode_prompts(tokenizer, encoder, prompts: list[str], max_tokens: int = MAX
         n = len(tokenizer(p, truncation=False)["input_ids"])
         if n > max_tokens:
             notes.append(f"{what} {i} has {n} tokens; truncated to the text encoder's {max_tokens}")
-    tok = tokenizer(text=prompts, max_length=max_tokens, padding="max_length", truncation=True, return_tensors="pt")
-    mask = tok.attention_mask  # (B, 512)
-    lens = mask.sum(dim=-1).tolist()
-    n = max(lens)
     dev = next(encoder.parameters()).device
+    feats: dict[str, torch.Tensor] = {}  # prompt -> (len, Ct5); a repeated prompt (negative prompts) runs once
     with torch.inference_mode():
-        out = encoder(input_ids=tok.input_ids[:, :n].to(dev), attention_mask=mask[:, :n].to(dev))
-    feats = out.last_hidden_state.float()  # (B, n, Ct5)
-    packed = torch.cat([f[:m] for f, m in zip(feats, lens)])  # (sum(lens), Ct5)
-    return packed, lens, notes
+        for p in prompts:
+            if p not in feats:
+                ids = tokenizer(text=p, max_length=max_tokens, truncation=True, return_tensors="pt").input_ids
+                feats[p] = encoder(input_ids=ids.to(dev)).last_hidden_state[0].float()  # (len, Ct5)
+    packed = torch.cat([feats[p] for p in prompts])  # (sum(lens), Ct5)
+    return packed, [feats[p].shape[0] for p in prompts], notes
 
 
 class TextEncoder:
