@@ -21,7 +21,7 @@ import traceback
 import torch
 
 import ssgen
-from ssgen.tiny import make_tiny_var
+from ssgen.backends.var.tiny import make_tiny_var
 
 
 def check(name: str, results: dict, fn) -> None:

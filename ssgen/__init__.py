@@ -10,7 +10,19 @@ Scaled Spatial Guidance (SSG) and Discrete Spatial Enhancement (DSE).
 __version__ = "0.1.0"
 
 from .errors import SSGenError  # noqa: E402
-from .guidance import SSG  # noqa: E402
-from .pipeline import GenerationResult, Pipeline, load  # noqa: E402
 
 __all__ = ["load", "Pipeline", "SSG", "GenerationResult", "SSGenError", "__version__"]
+
+
+def __getattr__(name: str):
+    """The torch-backed API is imported on first use, so `import ssgen` (and `ssgen --help`, listing and
+    input errors) stay instant."""
+    if name == "SSG":
+        from .guidance import SSG
+
+        return SSG
+    if name in ("load", "Pipeline", "GenerationResult"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'ssgen' has no attribute {name!r}")

@@ -2,8 +2,8 @@
 
 A config names a model family, where each weight file comes from (a pinned Hub file or a local path),
 the architecture (`model:`), sampling defaults and the model's SSG default. The released models'
-configs ship inside the package (ssgen/configs/*.yaml); any other YAML file can be passed by path.
-See DESIGN.md section 3 and the README.
+configs live in the top-level `configs/` (shipped inside the wheel); any other YAML file can be passed by path.
+See the README (Weights and the Hub) and docs/architecture.md (Weights).
 """
 
 from __future__ import annotations
@@ -15,12 +15,19 @@ from typing import Any
 
 import yaml
 
+from .backends import FAMILIES
 from .errors import ConfigError
 from .guidance import SSG, ssg_from_config
 
-CONFIG_DIR = Path(__file__).parent / "configs"
-FAMILIES = ("var", "infinity", "hart")
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+def config_dir() -> Path:
+    """Where the released models' configs are: the top-level `configs/` of a checkout (the source of
+    truth), else `ssgen/configs/` inside an installed wheel (copied there by setup.py at build time)."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "configs").is_dir():
+        return root / "configs"
+    return Path(__file__).parent / "configs"
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -36,12 +43,6 @@ class WeightSpec:
     sha256: str | None = None
     path: str | None = None  # a local file or folder, relative to the YAML's folder
     allow: list[str] | None = None  # file patterns to fetch for a folder
-
-    def describe(self) -> str:
-        if self.path is not None:
-            return self.path
-        rev = f"@{self.revision[:7]}" if self.revision else ""
-        return f"{self.repo}{rev}:{self.file if self.file is not None else (self.folder or '.') + '/'}"
 
 
 @dataclass
@@ -147,7 +148,7 @@ def read_config(path: str | Path) -> ModelConfig:
 
 def registry() -> dict[str, Path]:
     """Registered model names -> their YAML files."""
-    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(config_dir().glob("*.yaml"))}
 
 
 def load_config(name_or_path: str | Path) -> ModelConfig:

@@ -16,3 +16,10 @@ class ConfigError(SSGenError):
 
 class WeightsError(SSGenError):
     """Weights cannot be found, downloaded, verified or loaded."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an exception's message, shortened; its type name when it has none."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,9 @@ from typing import Any, Callable
 import torch
 
 from . import __version__
-from .config import ModelConfig, WeightSpec, load_config
+from .backends import loader
+from .backends.common import Family
+from .config import ModelConfig, load_config
 from .errors import ConfigError, SSGenError
 from .guidance import SSG
 from .loop import run as run_loop
@@ -57,25 +58,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
     return DTYPES[dtype]
 
 
-def resolve_weight(config: ModelConfig, role: str, offline: bool | None = None, progress: bool = True) -> Path:
-    """The local path of one weights role: downloaded (pinned, verified) from the Hub or a local path."""
-    from . import hub
-
-    spec: WeightSpec | None = config.weights.get(role)
-    if spec is None:
-        raise ConfigError(f"config {config.name} has no weights.{role} entry; add one (repo/file or path)")
-    if spec.path is not None:
-        p = hub.resolve_local(spec.path, config.base_dir)
-        if spec.sha256 and p.is_file():
-            hub.verify_sha256(p, spec.sha256, progress=progress)
-        return p
-    if spec.file is not None:
-        return hub.resolve_file(spec.repo, spec.file, spec.revision, spec.sha256, offline=offline,
-                                progress=progress)
-    return hub.resolve_folder(spec.repo, spec.revision, subfolder=spec.folder or None, allow_patterns=spec.allow,
-                              offline=offline, progress=progress)
-
-
 @dataclass
 class GenerationResult:
     images: list  # list[PIL.Image.Image]
@@ -99,7 +81,7 @@ def to_pil(pixels: torch.Tensor) -> list:
 class Pipeline:
     """A loaded model (transformer, tokenizer/VAE, text encoder) ready to generate."""
 
-    def __init__(self, config: ModelConfig, family: Any, device: torch.device, dtype: torch.dtype):
+    def __init__(self, config: ModelConfig, family: Family, device: torch.device, dtype: torch.dtype):
         """Wrap an already loaded family model (see `load()`; benchmarks build one from random weights)."""
         self.config, self.family, self.device, self.dtype = config, family, device, dtype
 
@@ -110,17 +92,14 @@ class Pipeline:
 
     def num_scales(self, **options) -> int:
         """Number of scales a generate() call with these options runs (Infinity: depends on pn, h_div_w)."""
-        per_call = getattr(self.family, "n_scales_for", None)
-        if per_call is None:
-            return self.family.n_scales
-        return per_call({**self.config.defaults, **{k: v for k, v in options.items() if v is not None}})
+        return self.family.num_scales({**self.config.defaults, **{k: v for k, v in options.items() if v is not None}})
 
     def generate(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, *,
                  seed: int = 0, seeds: list[int] | None = None, cfg: float | list[float] | None = None,
                  top_k: int | None = None, top_p: float | None = None, more_smooth: bool | None = None,
                  ssg: SSG | bool | None = None, rng: str = "per-image", keep_logits: bool = False,
                  on_scale: Callable[[int, Any], None] | None = None, **family_kw) -> GenerationResult:
-        """Generate one image per class (VAR) or prompt (Infinity, HART). See DESIGN.md section 2."""
+        """Generate one image per class (VAR) or prompt (Infinity, HART). See the README and docs/architecture.md."""
         if isinstance(classes, int):
             classes = [classes]
         if isinstance(prompts, str):
@@ -150,18 +129,20 @@ class Pipeline:
                 opts[k] = v
         t0 = time.perf_counter()
         with torch.inference_mode():
-            backend, settings = self.family.backend(classes=classes, prompts=prompts, options=opts)
-            out = run_loop(backend, Rng(rng, seeds, self.device), ssg, keep_logits=keep_logits,
+            call = self.family.start(classes, prompts, opts)
+            out = run_loop(call.backend, Rng(rng, seeds, self.device), ssg, keep_logits=keep_logits,
                            on_scale=on_scale)
         pixels = out.pixels.float().cpu()
-        notes = list(settings.pop("notes", []))
         common = {"ssgen": __version__, "model": self.config.name, "family": self.config.family,
-                  "revision": self.config.revision(), **settings, "rng": rng,
+                  "revision": self.config.revision(), **call.settings, "rng": rng,
                   "ssg": ssg.to_dict() if ssg is not None else None,
                   "device": self.device.type, "dtype": str(self.dtype).replace("torch.", "")}
         per_image = []
         for i, s in enumerate(seeds):
-            d = dict(common, seed=s, batch_index=i)
+            if rng == "batch":  # one generator for the whole batch: only the whole batch reproduces an image
+                d = dict(common, seed=seeds[0], batch_index=i, batch_size=len(seeds))
+            else:
+                d = dict(common, seed=s, batch_index=i)
             if classes is not None:
                 d["class"] = int(classes[i])
             else:
@@ -170,7 +151,7 @@ class Pipeline:
         return GenerationResult(images=to_pil(pixels), pixels=pixels, tokens=[t.cpu() for t in out.tokens],
                                 seeds=list(seeds), settings=per_image,
                                 logits=[lg.cpu() for lg in out.logits] if keep_logits else None,
-                                seconds=time.perf_counter() - t0, notes=notes)
+                                seconds=time.perf_counter() - t0, notes=list(call.notes))
 
 
 def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "auto",
@@ -179,8 +160,8 @@ def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "a
     config = name_or_path if isinstance(name_or_path, ModelConfig) else load_config(name_or_path)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    family = importlib.import_module(f"ssgen.backends.{config.family}.family")
-    return Pipeline(config, family.load(config, dev, dt, offline=offline, progress=progress), dev, dt)
+    family = loader(config.family)(config, dev, dt, offline=offline, progress=progress)
+    return Pipeline(config, family, dev, dt)
 
 
 __all__ = ["Pipeline", "GenerationResult", "load", "SSGenError"]

@@ -1,7 +1,7 @@
 """Sampling pieces shared by every backend: generators, top-k/top-p filtering, categorical draws,
 Gumbel smoothing.
 
-Two RNG modes (DESIGN.md section 2):
+Two RNG modes (docs/architecture.md, Randomness):
 - "per-image" (default): image i draws everything from its own generator seeded with seeds[i], so an
   image does not depend on the rest of its batch or on how a batch run is split.
 - "batch": one generator seeded with the first seed for the whole batch, drawn in the official code's
@@ -35,9 +35,10 @@ class Rng:
         g.manual_seed(int(seed))
         return g
 
-    def stream(self) -> "Rng":
-        """A second, independent set of generators seeded the same way (e.g. HART's diffusion noise)."""
-        return Rng(self.mode, self.seeds, self.device)
+    def stream(self, device: torch.device | str | None = None) -> "Rng":
+        """A second, independent set of generators seeded the same way (e.g. HART's diffusion noise), on
+        this Rng's device or on `device`."""
+        return Rng(self.mode, self.seeds, self.device if device is None else device)
 
     def categorical(self, probs: torch.Tensor) -> torch.Tensor:
         """probs (B, n, K) -> indices (B, n) int64, one draw per row."""

@@ -1,8 +1,8 @@
 """Tiny random-weight models, saved in the official checkpoint formats, with a YAML config.
 
 For tests, demos and trying the CLI without downloading gigabytes: the files load through exactly the
-code path of the released checkpoints (`torch.save(state_dict)` with the official key names,
-including the training-only buffers the released files carry). The images are noise, of course.
+code path of the released checkpoints. The makers live beside each family (`backends/<family>/tiny.py`);
+this module is their command line. The images are noise, of course.
 
     python -m ssgen.tiny var out/      # writes out/transformer.pth, out/vae.pth, out/var-tiny.yaml
     python -m ssgen.tiny infinity out/ # (or hart): the same for the text-to-image families
@@ -11,60 +11,14 @@ including the training-only buffers the released files carry). The images are no
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-import torch
-import yaml
-
-
-def var_training_buffers(sd: dict, patch_nums: tuple[int, ...], depth: int, width: int) -> dict:
-    """Add the buffers the official VAR files carry (lvl_1L, attn_bias_for_masking, zero_k_bias)."""
-    lvl = torch.cat([torch.full((pn * pn,), i) for i, pn in enumerate(patch_nums)]).view(1, -1)  # (1, L)
-    mask = torch.where(lvl.view(-1, 1) >= lvl.view(1, -1), 0.0, float("-inf")).view(1, 1, lvl.shape[1], -1)
-    sd = dict(sd, lvl_1L=lvl, attn_bias_for_masking=mask)
-    for i in range(depth):
-        sd[f"blocks.{i}.attn.zero_k_bias"] = torch.zeros(width)
-    return sd
-
-
-def make_tiny_var(out_dir: str | Path, seed: int = 0, patch_nums: tuple[int, ...] = (1, 2, 3, 4),
-                  depth: int = 2, width: int = 128, heads: int = 2, vae_ch: int = 32,
-                  name: str = "var-tiny") -> Path:
-    """Write transformer.pth, vae.pth and NAME.yaml into `out_dir`; return the YAML path."""
-    from .backends.var.model import VAR, VARConfig
-    from .backends.var.vae import VQVAE, VQVAEConfig
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    vcfg = VARConfig(depth=depth, width=width, heads=heads, patch_nums=patch_nums)
-    var = VAR(vcfg).init_random(std=0.3 / width**0.5 * 4, seed=seed)
-    vae = VQVAE(VQVAEConfig(ch=vae_ch, patch_nums=patch_nums))
-    with torch.no_grad():
-        vae.quantize.embedding.weight.normal_(0, 1.0)
-    sd = var_training_buffers(var.state_dict(), patch_nums, depth, vcfg.width)
-    torch.save(sd, out / "transformer.pth")
-    vsd = dict(vae.state_dict(), **{"quantize.ema_vocab_hit_SV": torch.zeros(len(patch_nums), 4096)})
-    torch.save(vsd, out / "vae.pth")
-    cfg = {
-        "name": name, "family": "var", "description": "tiny random-weight VAR (noise images; for tests and demos)",
-        "weights": {"transformer": {"path": "transformer.pth"}, "vae": {"path": "vae.pth"}},
-        "model": {"depth": depth, "width": width, "heads": heads, "patch_nums": list(patch_nums),
-                  "shared_aln": False, "attn_l2_norm": True, "vae_ch": vae_ch},
-        "defaults": {"cfg": 4.0, "top_k": 900, "top_p": 0.95, "more_smooth": False},
-        "ssg": {"enabled": True, "beta": 0.5, "scales": [2, -1], "prior": "dse", "interp": "bilinear", "rescale": True},
-    }
-    p = out / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return p
 
 
 def main(argv: list[str]) -> None:
-    makers = {"var": make_tiny_var}
     from .backends.hart.tiny import make_tiny_hart
     from .backends.infinity.tiny import make_tiny_infinity
+    from .backends.var.tiny import make_tiny_var
 
-    makers.update(infinity=make_tiny_infinity, hart=make_tiny_hart)
+    makers = {"var": make_tiny_var, "infinity": make_tiny_infinity, "hart": make_tiny_hart}
     if len(argv) != 2 or argv[0] not in makers:
         sys.exit(f"usage: python -m ssgen.tiny {{{'|'.join(makers)}}} OUT_DIR")
     print(makers[argv[0]](argv[1]))

@@ -72,6 +72,6 @@ def var_golden_pipe(var_golden, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_var(tmp_path_factory) -> Path:
     """A tiny random-weight VAR (made with ssgen's own modules, saved in the official formats) + YAML."""
-    from ssgen.tiny import make_tiny_var
+    from ssgen.backends.var.tiny import make_tiny_var
 
     return make_tiny_var(tmp_path_factory.mktemp("tiny-var"))

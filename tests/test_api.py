@@ -115,3 +115,15 @@ def test_old_checkpoint_without_scale_mul_is_detected(tiny_var, tmp_path):
     assert p.family.var_cfg.attn_l2_norm is False
     res = p.generate(classes=[1], seed=0, ssg=False)
     assert torch.isfinite(res.pixels).all()
+
+
+def test_batch_rng_records_what_reproduces_an_image(pipe):
+    """rng="batch": one generator seeded with the first seed drives the batch, so each image records the
+    batch seed, its position and the batch size; re-running that batch reproduces it, its own seed alone does not."""
+    res = pipe.generate(classes=[5, 6, 7], seed=40, ssg=False, rng="batch")
+    assert [(s["seed"], s["batch_index"], s["batch_size"], s["rng"]) for s in res.settings] == [
+        (40, 0, 3, "batch"), (40, 1, 3, "batch"), (40, 2, 3, "batch")]
+    again = pipe.generate(classes=[5, 6, 7], seed=res.settings[2]["seed"], ssg=False, rng="batch")
+    assert all(torch.equal(a[2], b[2]) for a, b in zip(res.tokens, again.tokens))
+    per_image = pipe.generate(classes=[5, 6], seed=40, ssg=False)
+    assert [s["seed"] for s in per_image.settings] == [40, 41] and "batch_size" not in per_image.settings[0]

@@ -31,7 +31,6 @@ then one (2B, l, Cvae) draw per step, as upstream's global-RNG calls after `torc
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,20 @@ import torch
 
 from ...checkpoint import drop_keys, load_into, read_state_dict
 from ...config import ModelConfig
-from ...errors import ConfigError, WeightsError
+from ...errors import ConfigError, WeightsError, first_line
 from ...loop import ScaleSampling
+from ..common import (
+    Call,
+    cfg_mix,
+    cfg_weights,
+    check_known,
+    check_text,
+    flag,
+    per_image,
+    recorded,
+    smoothing,
+    top_k_top_p,
+)
 from .model import HART, IGNORED_KEYS_HART, HARTConfig, fields_from_state_dict
 from .text import EncodedPrompts, TextEncoder
 from .tokenizer import HybridTokenizer, read_config, read_tokenizer_state, vqvae_config, weight_file
@@ -57,12 +68,6 @@ def upstream_top_k(k: int) -> int:
     return 600 if k < 7 else 300
 
 
-def cfg_schedule(cfg: float, n_scales: int) -> list[float]:
-    """Per-scale CFG weight of a number `cfg`: the ramp, with upstream's stale ratio at the last scale."""
-    K = n_scales
-    return [cfg * k / (K - 1) for k in range(K - 1)] + [cfg * (K - 2) / (K - 1)]
-
-
 def smooth_ratio(k: int, n_scales: int) -> float:
     """The ratio r of scale k in the Gumbel smoothing (stale (K-2)/(K-1) at the last scale, as upstream)."""
     K = n_scales
@@ -71,7 +76,8 @@ def smooth_ratio(k: int, n_scales: int) -> float:
 
 @dataclass
 class HartModel:
-    """Loaded HART: transformer (+ diffusion head), hybrid tokenizer and text encoder on one device/dtype."""
+    """Loaded HART (a `common.Family`): transformer (+ diffusion head), hybrid tokenizer and text encoder on one
+    device and dtype."""
 
     config: ModelConfig
     hart_cfg: HARTConfig
@@ -95,49 +101,29 @@ class HartModel:
     def resolution(self) -> int:
         return self.patch_nums[-1] * self.tokenizer.downsample
 
+    def num_scales(self, options: dict[str, Any]) -> int:
+        return self.n_scales
+
     def parse_options(self, options: dict[str, Any]) -> dict[str, Any]:
         """Validate the per-call options -> dict with t (per scale), top_k (per scale), top_p and the flags."""
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            hint = ""
-            if "negative_prompt" in unknown:
-                hint = " (HART has no negative prompt: its unconditional branch is fixed)"
-            raise ConfigError(f"unknown option(s) for HART: {', '.join(sorted(unknown))}{hint}; HART takes "
-                              + ", ".join(OPTIONS))
+        no_neg = " (HART has no negative prompt: its unconditional branch is fixed)"
+        check_known(options, OPTIONS, "HART", no_neg if "negative_prompt" in options else "")
         K, name = self.n_scales, self.config.name
-        cfg = options.get("cfg", 4.5)
-        if isinstance(cfg, (list, tuple)):
-            if len(cfg) != K:
-                raise ConfigError(f"cfg list has {len(cfg)} values but {name} has {K} scales")
-            t = [float(v) for v in cfg]
-        elif isinstance(cfg, (int, float)) and not isinstance(cfg, bool):
-            t = cfg_schedule(float(cfg), K)
+        t = cfg_weights(options.get("cfg", 4.5), K, name, stale_last=True)
+        top_k = options.get("top_k")
+        if top_k is None:
+            ks = [upstream_top_k(k) for k in range(K)]
+        elif isinstance(top_k, (list, tuple)):  # one per scale; a shorter list repeats its last value
+            if not 1 <= len(top_k) <= K:
+                raise ConfigError(f"top_k list has {len(top_k)} values but {name} has {K} scales")
+            ks = [top_k_top_p({"top_k": v})[0] for v in top_k]
+            ks += [ks[-1]] * (K - len(ks))
         else:
-            raise ConfigError(f"cfg must be a number or a list of {K} numbers, got {cfg!r}")
-        if not all(math.isfinite(v) for v in t):
-            raise ConfigError(f"cfg must be finite, got {cfg!r}")
-        top_k, top_p = options.get("top_k"), options.get("top_p", 0.0)
-        try:
-            if top_k is None:
-                ks = [upstream_top_k(k) for k in range(K)]
-            elif isinstance(top_k, (list, tuple)):  # one per scale; a shorter list repeats its last value
-                if not 1 <= len(top_k) <= K:
-                    raise ConfigError(f"top_k list has {len(top_k)} values but {name} has {K} scales")
-                ks = [int(v) for v in top_k] + [int(top_k[-1])] * (K - len(top_k))
-            else:
-                ks = [int(top_k)] * K
-            top_p = float(top_p)
-        except (TypeError, ValueError):
-            raise ConfigError(f"top_k must be an integer or a list of integers and top_p a number, got "
-                              f"top_k={top_k!r}, top_p={top_p!r}") from None
-        if any(v < 0 for v in ks) or not 0.0 <= top_p <= 1.0:
-            raise ConfigError(f"top_k must be >= 0 and top_p within [0, 1], got top_k={top_k}, top_p={top_p}")
+            ks = [top_k_top_p({"top_k": top_k})[0]] * K
+        _, top_p = top_k_top_p({"top_p": options.get("top_p", 0.0)})
         out = {"t": t, "top_k": ks, "top_p": top_p}
-        for flag, default in BOOL_OPTIONS.items():
-            v = options.get(flag, default)
-            if not isinstance(v, bool):
-                raise ConfigError(f"{flag} must be true or false, got {v!r}")
-            out[flag] = v
+        for name_, default in BOOL_OPTIONS.items():
+            out[name_] = flag(options, name_, default)
         return out
 
     def encode(self, prompts: list[str], system_prompt: bool = True) -> EncodedPrompts:
@@ -148,9 +134,8 @@ class HartModel:
                                f"expects context_dim={self.hart_cfg.context_dim}; check weights.text_encoder")
         return enc
 
-    def backend(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]):
-        if classes is not None or prompts is None:
-            raise ConfigError(f"{self.config.name} is a text-to-image model: pass prompts (--prompt TEXT), not classes")
+    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
+        prompts = check_text(classes, prompts, self.config.name)
         o = self.parse_options(options)
         if o["safety_check"]:
             if self.safety is None:
@@ -159,12 +144,11 @@ class HartModel:
                 self.safety = load_checker(self.config, self.device, self.offline)
             self.safety.check(prompts)
         enc = self.encode(prompts, o["system_prompt"])
-        cfg = options.get("cfg", 4.5)
-        settings = {"cfg": list(cfg) if isinstance(cfg, (list, tuple)) else cfg, "cfg_per_scale": o["t"],
+        settings = {"cfg": recorded(options.get("cfg", 4.5)), "cfg_per_scale": o["t"],
                     "top_k": o["top_k"], "top_p": o["top_p"], "more_smooth": o["more_smooth"],
                     "system_prompt": o["system_prompt"], "residual": o["residual"],
-                    "safety_check": o["safety_check"], "notes": list(enc.notes)}
-        return HartRun(self, enc, o), settings
+                    "safety_check": o["safety_check"]}
+        return Call(HartRun(self, enc, o), settings, list(enc.notes))
 
 
 class HartRun:
@@ -202,14 +186,10 @@ class HartRun:
         return self.m.model.logits(h, self.ctx)  # (2B, pn*pn, V) float32
 
     def guide(self, k: int, raw: torch.Tensor) -> torch.Tensor:
-        t, B = self.t[k], self.B
-        return (1 + t) * raw[:B] - t * raw[B:]  # (B, pn*pn, V)
+        return cfg_mix(raw, self.t[k])  # (B, pn*pn, V)
 
     def sampling(self, k: int) -> ScaleSampling:
-        smooth = None
-        if self.smooth:
-            r = smooth_ratio(k, len(self.grid))
-            smooth = (1 + r, max(0.27 * (1 - 0.95 * r), 0.005))
+        smooth = smoothing(smooth_ratio(k, len(self.grid))) if self.smooth else None
         return ScaleSampling(self.top_k[k], self.top_p, smooth)
 
     def categories(self, l: torch.Tensor) -> torch.Tensor:
@@ -235,15 +215,21 @@ class HartRun:
         z = model.residual_condition(self.h_last, tok.embed(self.last_codes))  # (2B, l, C)
         t = self.t[-1]
         s = rng.stream()
-        rows = 2 * B if s.mode == "batch" else B  # upstream draws per-step noise for both CFG halves
+        batch = s.mode == "batch"
+        rows = 2 * B if batch else B  # upstream draws per-step noise for both CFG halves
 
         def step_noise() -> torch.Tensor:
             return s.normal((rows, l, Cv))[:B].reshape(B * l, Cv)
 
-        if s.mode == "batch" and t == 1.0:  # upstream's unguided path draws x_T for both halves too
-            x_T = step_noise()
+        # Upstream draws x_T on the CPU's global generator and moves it to the device, the per-step noise
+        # on the device's: in batch mode x_T comes from a CPU generator with the same seed, so that batch
+        # mode means the same on every device (on the CPU both are the one generator, drawn in order).
+        x_src = rng.stream("cpu") if batch and s.device.type != "cpu" else s
+        if batch and t == 1.0:  # upstream's unguided path draws x_T for both halves too
+            x_T = x_src.normal((rows, l, Cv))[:B]
         else:
-            x_T = s.normal((B, l, Cv)).reshape(B * l, Cv)
+            x_T = x_src.normal((B, l, Cv))
+        x_T = x_T.to(s.device).reshape(B * l, Cv)
         res = model.diffloss.sample(z.reshape(2 * B * l, -1), t, x_T, step_noise)  # (B*l, Cvae)
         return res.view(B, l, Cv)
 
@@ -257,12 +243,12 @@ class HartRun:
         self.m.model.reset_cache(release=True)
         self.h_last = None
         self.fhat = self.m.tokenizer.add_last(self.f_hat, h)  # (B, Cvae, P, P)
-        return self.m.tokenizer.decode(self.fhat).float()  # (B, 3, H, W) in [0, 1]
+        return per_image(self.m.tokenizer.decode, self.fhat).float()  # (B, 3, H, W) in [0, 1]
 
     def preview(self) -> torch.Tensor:
         """Decode the running latent as it stands (for --save-scales); the last scale without residual."""
         f = self.f_hat if self.last_h is None else self.m.tokenizer.add_last(self.f_hat, self.last_h.float())
-        return self.m.tokenizer.decode(f).float()
+        return per_image(self.m.tokenizer.decode, f).float()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -277,7 +263,7 @@ def _read_json(p: Path, role: str) -> dict:
         raise WeightsError(f"{p} not found: weights.{role} must be the HART {p.parent.name}/ folder "
                            "with its config.json") from None
     except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read {p}: {str(e).splitlines()[0]}") from None
+        raise WeightsError(f"cannot read {p}: {first_line(e)}") from None
 
 
 def _transformer_files(path: Path, use_ema: bool) -> tuple[Path, Path]:
@@ -320,14 +306,14 @@ def _check_state(sd: dict, hcfg: HARTConfig, path: Path) -> None:
 
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
-         progress: bool = False) -> HartModel:
-    from ...pipeline import resolve_weight
+         progress: bool = True) -> HartModel:
+    from ...weights import resolve_weight
 
     use_ema = config.model.get("use_ema", True)
     if not isinstance(use_ema, bool):
         raise ConfigError(f"{config.name}: model.use_ema must be true or false, got {use_ema!r}")
-    t_path = resolve_weight(config, "transformer", offline)
-    v_path = resolve_weight(config, "vae", offline)
+    t_path = resolve_weight(config, "transformer", offline=offline, progress=progress)
+    v_path = resolve_weight(config, "vae", offline=offline, progress=progress)
     cfg_file, w_file = _transformer_files(Path(t_path), use_ema)
     v_dir = Path(v_path) if Path(v_path).is_dir() else Path(v_path).parent
     hcfg = HARTConfig.from_files(_read_json(cfg_file, "transformer"), read_config(v_dir))
@@ -349,7 +335,7 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
 
     model = model.to(device=device, dtype=dtype).eval()
     tok = tok.to(device=device, dtype=dtype).eval()
-    text = TextEncoder.load(resolve_weight(config, "text_encoder", offline), device, dtype)
+    text = TextEncoder.load(resolve_weight(config, "text_encoder", offline=offline, progress=progress), device, dtype)
     if text.hidden_size != hcfg.context_dim:
         raise WeightsError(f"the text encoder has hidden size {text.hidden_size} but the transformer expects "
                            f"context_dim={hcfg.context_dim}; check weights.text_encoder")

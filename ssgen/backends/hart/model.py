@@ -50,6 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import ConfigError
+from ..common import KVCache
 from ..var.model import FFN as GeluMLP  # gpt2 MLP: fc2(gelu_tanh(fc1(x))), VAR's FFN
 from ..var.model import attention
 from .diffusion import DiffLoss
@@ -253,13 +254,10 @@ class Attention(nn.Module):
         else:
             self.scale = 0.25 / math.sqrt(self.head_dim)
         self.proj = nn.Linear(C, C)
-        self.reset_cache()
+        self.cache = KVCache()
 
     def reset_cache(self, release: bool = False):
-        # (2B, H, max_len, hd) buffers filled up to n_cached; kept for the next batch of the same shape
-        if release or not hasattr(self, "k_cache"):
-            self.k_cache = self.v_cache = None
-        self.n_cached = 0
+        self.cache.reset(release)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None, max_len: int) -> torch.Tensor:
         R, L, C = x.shape  # (2B, l, C)
@@ -276,18 +274,8 @@ class Attention(nn.Module):
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
 
-        shape = (R, H, max_len, hd)
-        if self.n_cached == 0 and (self.k_cache is None or self.k_cache.shape != shape
-                                   or self.k_cache.dtype != q.dtype or self.k_cache.device != q.device):
-            self.k_cache, self.v_cache = q.new_empty(shape), q.new_empty(shape)
-        n0, n1 = self.n_cached, self.n_cached + L
-        if n1 > max_len or self.k_cache.shape[0] != R:
-            raise RuntimeError(f"KV cache holds {n0} tokens of {self.k_cache.shape[0]} rows, got {L} tokens of "
-                               f"{R} rows (max {max_len}); call reset_cache() before a new batch")
-        self.k_cache[:, :, n0:n1] = k
-        self.v_cache[:, :, n0:n1] = v
-        self.n_cached = n1
-        out = attention(q, self.k_cache[:, :, :n1], self.v_cache[:, :, :n1], self.scale)  # (2B, H, l, hd)
+        k, v = self.cache.append(k, v, max_len)  # (2B, H, n, hd): the prefix and every scale so far
+        out = attention(q, k, v, self.scale)  # (2B, H, l, hd)
         return self.proj(out.transpose(1, 2).reshape(R, L, C))
 
 

@@ -32,6 +32,7 @@ from ...checkpoint import drop_keys, load_into, read_state_dict, unwrap
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
+from ..common import Call, check_known, check_text, flag, per_image, per_scale, top_k_top_p
 from .model import IGNORED_KEYS_INFINITY, Infinity, InfinityConfig, fields_from_state_dict, rope_2d
 from .text import TextEncoder, check_prompts
 from .vae import BSQVAE, IGNORED_KEYS_VAE, VAEConfig, patchify, unpatchify_bits, upsample_to
@@ -148,24 +149,6 @@ def resolve_resolution(options: dict) -> Resolution:
     return res
 
 
-def per_scale(value: Any, K: int, name: str, model: str) -> list[float]:
-    """A number or a list of one value per scale -> K finite floats."""
-    if isinstance(value, (list, tuple)):
-        if len(value) != K:
-            raise ConfigError(f"{name} list has {len(value)} values but {model} runs {K} scales at this pn; "
-                              f"give one number or {K} values")
-        vals = value
-    else:
-        vals = [value] * K
-    try:
-        out = [float(v) for v in vals]
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number or a list of numbers, got {value!r}") from None
-    if not all(math.isfinite(v) for v in out):
-        raise ConfigError(f"{name} must be finite, got {value!r}")
-    return out
-
-
 # ------------------------------------------------------------------------------------------------
 # the loaded model and one generation call
 # ------------------------------------------------------------------------------------------------
@@ -173,7 +156,7 @@ def per_scale(value: Any, K: int, name: str, model: str) -> list[float]:
 
 @dataclass
 class InfinityModel:
-    """Loaded Infinity: transformer, BSQ VAE and T5 text encoder on one device."""
+    """Loaded Infinity (a `common.Family`): transformer, BSQ VAE and T5 text encoder on one device."""
 
     config: ModelConfig
     icfg: InfinityConfig
@@ -183,23 +166,18 @@ class InfinityModel:
     device: torch.device
     dtype: torch.dtype
 
-    def n_scales_for(self, options: dict) -> int:
+    def num_scales(self, options: dict[str, Any]) -> int:
         """Scales a call with these options runs (pn and the aspect template decide)."""
         return len(resolve_resolution(options).grid)
 
     @property
     def n_scales(self) -> int:
-        return self.n_scales_for(dict(self.config.defaults))
+        return self.num_scales(dict(self.config.defaults))
 
-    def backend(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]):
+    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
         name = self.config.name
-        if classes is not None or prompts is None:
-            raise ConfigError(f"{name} is text-to-image: pass prompts (--prompt TEXT), not classes")
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown option(s) for Infinity: {', '.join(sorted(unknown))}; Infinity takes "
-                              + ", ".join(OPTIONS))
-        prompts = check_prompts(list(prompts))
+        prompts = check_prompts(check_text(classes, prompts, name))
+        check_known(options, OPTIONS, "Infinity")
         B = len(prompts)
         res = resolve_resolution(options)
         K = len(res.grid)
@@ -207,9 +185,7 @@ class InfinityModel:
         tau = per_scale(options.get("tau", 1.0), K, "tau", name)
         if any(t <= 0 for t in tau):
             raise ConfigError(f"tau must be > 0 (a temperature), got {options.get('tau')!r}")
-        top_k, top_p = int(options.get("top_k", 0)), float(options.get("top_p", 0.0))
-        if top_k < 0 or not 0.0 <= top_p <= 1.0:
-            raise ConfigError(f"top_k must be >= 0 and top_p within [0, 1], got top_k={top_k}, top_p={top_p}")
+        top_k, top_p = top_k_top_p(options)
         neg = options.get("negative_prompt")
         if isinstance(neg, str):
             neg = None if not neg.strip() else [neg] * B  # upstream: an empty negative prompt is none
@@ -218,7 +194,7 @@ class InfinityModel:
             if len(neg) != B:
                 raise ConfigError(f"{len(neg)} negative prompts for {B} prompts; give one, or one per prompt")
             check_prompts(neg, "negative prompt")
-        offload = bool(options.get("offload", False))
+        offload = flag(options, "offload", False)
         run = InfinityRun(self, prompts, neg, cfg, tau, top_k, top_p, res, offload)
         w_px, h_px = res.pixels
         settings = {
@@ -226,13 +202,13 @@ class InfinityModel:
             "tau": tau if isinstance(options.get("tau"), (list, tuple)) else tau[0],
             "top_k": top_k, "top_p": top_p, "negative_prompt": options.get("negative_prompt") or None,
             "pn": res.pn, "h_div_w": res.template, "size": f"{w_px}x{h_px}",
-            "notes": res.notes + run.notes,
         }
-        return run, settings
+        return Call(run, settings, res.notes + run.notes)
 
 
 class InfinityRun:
-    """One generation call: the text state, the running latent (summed codes) and the next input."""
+    """One generation call (a `loop.Backend`): the text state, the running latent (summed codes) and the
+    next input."""
 
     def __init__(self, m: InfinityModel, prompts: list[str], neg: list[str] | None, cfg: list[float],
                  tau: list[float], top_k: int, top_p: float, res: Resolution, offload: bool):
@@ -308,10 +284,11 @@ class InfinityRun:
 
     def decode(self, rng=None) -> torch.Tensor:
         self.m.model.reset_cache()
-        return self.m.vae.decode(self.latent)  # (B, 3, H, W) in [0, 1]
+        return self.preview()
 
     def preview(self) -> torch.Tensor:
-        return self.m.vae.decode(self.latent)
+        """Decode the running latent as it stands -> (B, 3, H, W) float32 in [0, 1], image by image."""
+        return per_image(self.m.vae.decode, self.latent)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -370,18 +347,18 @@ def _check_vae(config: ModelConfig, icfg: InfinityConfig, vcfg: VAEConfig, path)
 
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
-         progress: bool = False, text: Any = None) -> InfinityModel:
+         progress: bool = True, text: Any = None) -> InfinityModel:
     """Load transformer, VAE and text encoder (`text` replaces the T5 encoder, e.g. in benchmarks)."""
-    from ...pipeline import resolve_weight
+    from ...weights import resolve_weight
 
     try:
         icfg = InfinityConfig.from_dict(config.model)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{config.name}: invalid model section: {e}") from None
 
-    t_path = _transformer_file(resolve_weight(config, "transformer", offline))
-    v_path = resolve_weight(config, "vae", offline)
-    te_path = resolve_weight(config, "text_encoder", offline) if text is None else None
+    t_path = _transformer_file(resolve_weight(config, "transformer", offline=offline, progress=progress))
+    v_path = resolve_weight(config, "vae", offline=offline, progress=progress)
+    te_path = resolve_weight(config, "text_encoder", offline=offline, progress=progress) if text is None else None
 
     sd = drop_keys(read_state_dict(t_path), IGNORED_KEYS_INFINITY)
     try:
@@ -411,6 +388,6 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
         raise WeightsError(f"the text encoder has {text.channels} channels but {config.name}'s transformer "
                            f"expects {icfg.text_channels} (flan-t5-xl: 2048); check weights.text_encoder")
     model = model.blocks_to(dtype).to(device=device).eval()  # blocks cast before they travel
-    model.prepack_cpu()  # on the CPU: oneDNN-prepacked block weights (faster matmuls)
+    model.prepack_cpu()  # on the CPU: every Linear oneDNN-prepacked (faster; a row does not depend on the batch)
     vae = vae.to(device=device, dtype=dtype).eval()
     return InfinityModel(config, icfg, model, vae, text, device, dtype)

@@ -8,7 +8,6 @@ A list `cfg` gives t_k for every scale explicitly (no ramp).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,18 @@ from ...checkpoint import drop_keys, load_into, read_state_dict
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
+from ..common import (
+    Call,
+    cfg_mix,
+    cfg_weights,
+    check_classes,
+    check_known,
+    flag,
+    per_image,
+    recorded,
+    smoothing,
+    top_k_top_p,
+)
 from .model import IGNORED_KEYS_VAR, VAR, VARConfig, fields_from_state_dict
 from .vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
 
@@ -49,7 +60,7 @@ def _check_fields(config: ModelConfig, vcfg: VARConfig, found: dict, path) -> VA
 
 @dataclass
 class VarModel:
-    """Loaded VAR: the transformer and the VQVAE, on one device and dtype."""
+    """Loaded VAR (a `common.Family`): the transformer and the VQVAE, on one device and dtype."""
 
     config: ModelConfig
     var_cfg: VARConfig
@@ -66,48 +77,23 @@ class VarModel:
     def n_scales(self) -> int:
         return len(self.patch_nums)
 
-    def backend(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]):
-        if prompts is not None or classes is None:
-            raise ConfigError(f"{self.config.name} is class-conditional: pass classes (--class N), not prompts")
-        nc = self.var_cfg.num_classes
-        for c in classes:
-            if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < nc:
-                raise ConfigError(f"class {c!r} is out of range: {self.config.name} takes ImageNet classes 0..{nc - 1}")
-        unknown = set(options) - set(OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown option(s) for VAR: {', '.join(sorted(unknown))}; VAR takes "
-                              + ", ".join(OPTIONS))
+    def num_scales(self, options: dict[str, Any]) -> int:
+        return self.n_scales
+
+    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
+        name = self.config.name
+        classes = check_classes(classes, prompts, self.var_cfg.num_classes, name)
+        check_known(options, OPTIONS, "VAR")
         cfg = options.get("cfg", 1.5)
-        K = self.n_scales
-        if isinstance(cfg, (list, tuple)):
-            if len(cfg) != K:
-                raise ConfigError(f"cfg list has {len(cfg)} values but {self.config.name} has {K} scales")
-            t = [float(v) for v in cfg]
-        else:
-            t = [float(cfg) * k / (K - 1) for k in range(K)]
-        if not all(math.isfinite(v) for v in t):
-            raise ConfigError(f"cfg must be finite, got {cfg!r}")
-        top_k, top_p = int(options.get("top_k", 0)), float(options.get("top_p", 0.0))
-        if top_k < 0 or not 0.0 <= top_p <= 1.0:
-            raise ConfigError(f"top_k must be >= 0 and top_p within [0, 1], got top_k={top_k}, top_p={top_p}")
-        smooth = bool(options.get("more_smooth", False))
-        settings = {"cfg": cfg if not isinstance(cfg, (list, tuple)) else list(cfg), "top_k": top_k,
-                    "top_p": top_p, "more_smooth": smooth}
-        return VarRun(self, classes, t, top_k, top_p, smooth), settings
-
-
-def per_image(fn, *xs: torch.Tensor) -> torch.Tensor:
-    """Apply fn image by image (each input made contiguous) and concatenate.
-
-    Convolution kernels pick other algorithms for other batch sizes and memory layouts (a (1, l, C)
-    token map transposed to (1, C, h, w) is a channels-last view, a (B, ...) one is a copy); running
-    the VAE side per image on contiguous inputs makes pixels depend on an image's tokens alone, so a
-    batch run writes the same PNGs whatever its batch size."""
-    return torch.cat([fn(*(x[i:i + 1].contiguous() for x in xs)) for i in range(xs[0].shape[0])])
+        t = cfg_weights(cfg, self.n_scales, name)
+        top_k, top_p = top_k_top_p(options)
+        smooth = flag(options, "more_smooth", False)
+        settings = {"cfg": recorded(cfg), "top_k": top_k, "top_p": top_p, "more_smooth": smooth}
+        return Call(VarRun(self, classes, t, top_k, top_p, smooth), settings)
 
 
 class VarRun:
-    """One generation call: the running latent and the transformer's next input."""
+    """One generation call (a `loop.Backend`): the running latent and the transformer's next input."""
 
     def __init__(self, m: VarModel, classes: list[int], t: list[float], top_k: int, top_p: float, smooth: bool):
         self.m, self.t, self.top_k, self.top_p, self.smooth = m, t, top_k, top_p, smooth
@@ -125,14 +111,10 @@ class VarRun:
         return self.m.var.forward_scale(self.x, self.cond)  # (2B, pn*pn, V) float32
 
     def guide(self, k: int, raw: torch.Tensor) -> torch.Tensor:
-        t, B = self.t[k], self.B
-        return (1 + t) * raw[:B] - t * raw[B:]  # (B, pn*pn, V)
+        return cfg_mix(raw, self.t[k])  # (B, pn*pn, V)
 
     def sampling(self, k: int) -> ScaleSampling:
-        smooth = None
-        if self.smooth:
-            ratio = k / (len(self.grid) - 1)
-            smooth = (1 + ratio, max(0.27 * (1 - 0.95 * ratio), 0.005))
+        smooth = smoothing(k / (len(self.grid) - 1)) if self.smooth else None
         return ScaleSampling(self.top_k, self.top_p, smooth)
 
     def categories(self, l: torch.Tensor) -> torch.Tensor:
@@ -159,18 +141,18 @@ class VarRun:
 
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
-         progress: bool = False) -> VarModel:
-    from ...pipeline import resolve_weight
+         progress: bool = True) -> VarModel:
+    from ...weights import resolve_weight
 
     try:
         vcfg = VARConfig.from_dict(config.model)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{config.name}: invalid model section: {e}") from None
     vae_cfg = VQVAEConfig(vocab_size=vcfg.vocab_size, latent_channels=vcfg.latent_channels,
                           ch=int(config.model.get("vae_ch", 160)), patch_nums=vcfg.patch_nums)
 
-    t_path = resolve_weight(config, "transformer", offline, progress)
-    v_path = resolve_weight(config, "vae", offline, progress)
+    t_path = resolve_weight(config, "transformer", offline=offline, progress=progress)
+    v_path = resolve_weight(config, "vae", offline=offline, progress=progress)
 
     sd = drop_keys(read_state_dict(t_path), IGNORED_KEYS_VAR)
     try:

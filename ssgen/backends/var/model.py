@@ -33,6 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...errors import ConfigError
+from ..common import KVCache
+
 # Training-only buffers stored in the official checkpoints (fnmatch patterns over state-dict keys):
 #   lvl_1L                    (1, L) int64   scale id of every token      -> derived from patch_nums
 #   attn_bias_for_masking     (1, 1, L, L)   0/-inf block-causal mask     -> inference uses KV caches
@@ -63,7 +66,7 @@ class VARConfig:
             self.heads = self.depth
         self.patch_nums = tuple(int(p) for p in self.patch_nums)
         if self.width % self.heads:
-            raise ValueError(f"VAR width {self.width} is not divisible by heads {self.heads}")
+            raise ConfigError(f"VAR width {self.width} is not divisible by heads {self.heads}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "VARConfig":
@@ -136,13 +139,10 @@ class SelfAttention(nn.Module):
         else:  # old checkpoints
             self.scale = 0.25 / math.sqrt(self.head_dim)
         self.proj = nn.Linear(width, width)
-        self.reset_cache()
+        self.cache = KVCache()
 
     def reset_cache(self, release: bool = False):
-        # (2B, H, L, hd) buffers, filled up to n_cached; kept for the next batch of the same shape
-        if release or not hasattr(self, "k_cache"):
-            self.k_cache = self.v_cache = None
-        self.n_cached = 0
+        self.cache.reset(release)
 
     def forward(self, x: torch.Tensor, max_len: int) -> torch.Tensor:
         B, L, C = x.shape  # (2B, l, C)
@@ -155,26 +155,7 @@ class SelfAttention(nn.Module):
             q = F.normalize(q, dim=-1).mul_(scale_mul)
             k = F.normalize(k, dim=-1)
 
-        # append this scale's keys/values to the cache; attend to everything cached (no mask)
-        shape = (B, H, max_len, hd)
-        if self.n_cached == 0 and (
-            self.k_cache is None
-            or self.k_cache.shape != shape
-            or self.k_cache.dtype != x.dtype
-            or self.k_cache.device != x.device
-        ):
-            self.k_cache, self.v_cache = x.new_empty(shape), x.new_empty(shape)
-        n0, n1 = self.n_cached, self.n_cached + L
-        if n1 > max_len or self.k_cache.shape[0] != B:
-            raise RuntimeError(
-                f"KV cache holds {n0} tokens of {self.k_cache.shape[0]} rows, got {L} tokens of {B} rows"
-                f" (max {max_len}); call reset_cache() before a new batch"
-            )
-        self.k_cache[:, :, n0:n1] = k
-        self.v_cache[:, :, n0:n1] = v
-        self.n_cached = n1
-        k, v = self.k_cache[:, :, :n1], self.v_cache[:, :, :n1]  # (2B, H, n1, hd)
-
+        k, v = self.cache.append(k, v, max_len)  # (2B, H, n, hd): every scale so far (no mask)
         out = attention(q, k, v, self.scale)  # (2B, H, l, hd)
         out = out.transpose(1, 2).reshape(B, L, C)  # (2B, l, C)
         return self.proj(out)

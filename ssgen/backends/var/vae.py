@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...errors import ConfigError
+
 # Keys of the official VQVAE checkpoint that generation does not use (fnmatch patterns):
 #   encoder.*                 the image -> latent encoder (only for tokenising images / training)
 #   quant_conv.*              the conv between encoder and quantizer (same reason)
@@ -49,7 +51,7 @@ class VQVAEConfig:
         self.ch_mult = tuple(int(m) for m in self.ch_mult)
         self.patch_nums = tuple(int(p) for p in self.patch_nums)
         if self.ch % 32:
-            raise ValueError(f"VQVAE ch={self.ch} must be a multiple of 32 (GroupNorm with 32 groups)")
+            raise ConfigError(f"VQVAE ch={self.ch} must be a multiple of 32 (GroupNorm with 32 groups)")
         if self.share_quant_resi < 2:
             raise NotImplementedError("only partially shared phi (share_quant_resi >= 2) is implemented")
 

@@ -1,0 +1,66 @@
+"""What every family shares: the registry, the Family contract, progress passed down to every weights
+role, and bad model sections answered with the same error type."""
+
+from __future__ import annotations
+
+import pytest
+
+import ssgen
+import ssgen.weights
+from ssgen.backends import FAMILIES, loader
+from ssgen.backends.common import Call
+from ssgen.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tiny_var, tmp_path_factory):
+    from ssgen.backends.hart.tiny import make_tiny_hart
+    from ssgen.backends.infinity.tiny import make_tiny_infinity
+
+    return {"var": tiny_var, "infinity": make_tiny_infinity(tmp_path_factory.mktemp("fam-inf")),
+            "hart": make_tiny_hart(tmp_path_factory.mktemp("fam-hart"))}
+
+
+def test_registry_names_every_family():
+    assert set(FAMILIES) == {"var", "infinity", "hart"}
+    assert all(callable(loader(f)) for f in FAMILIES)
+
+
+@pytest.mark.parametrize("family", ["var", "infinity", "hart"])
+def test_progress_false_reaches_every_role(tiny_models, family, monkeypatch):
+    """load(progress=False) (batch ranks > 0) must draw no bars for any role, text encoders included."""
+    seen = []
+    real = ssgen.weights.resolve_weight
+
+    def spy(config, role, **kw):
+        seen.append((role, kw.get("progress", True)))
+        return real(config, role, **kw)
+
+    monkeypatch.setattr(ssgen.weights, "resolve_weight", spy)
+    pipe = ssgen.load(str(tiny_models[family]), device="cpu", dtype="float32", progress=False)
+    roles = {role for role, _ in seen}
+    assert roles == set(pipe.config.weights), roles
+    assert all(p is False for _, p in seen), seen
+
+
+@pytest.mark.parametrize("family", ["var", "infinity", "hart"])
+def test_start_returns_a_call_with_notes_apart(tiny_models, family):
+    pipe = ssgen.load(str(tiny_models[family]), device="cpu", dtype="float32")
+    cond = ([1], None) if family == "var" else (None, ["a red fox"])
+    call = pipe.family.start(*cond, dict(pipe.config.defaults))
+    assert isinstance(call, Call) and isinstance(call.notes, list)
+    assert "notes" not in call.settings
+    assert len(call.backend.grid) == pipe.num_scales()
+
+
+def test_bad_model_section_is_a_config_error_in_every_family():
+    from ssgen.backends.hart.model import HARTConfig
+    from ssgen.backends.infinity.model import InfinityConfig
+    from ssgen.backends.var.model import VARConfig
+
+    with pytest.raises(ConfigError, match="divisible"):
+        VARConfig(depth=2, width=100, heads=3)
+    with pytest.raises(ConfigError, match="divisible"):
+        InfinityConfig.from_dict({"depth": 2, "embed_dim": 100, "num_heads": 3})
+    with pytest.raises(ConfigError):
+        HARTConfig.from_files({"attn_type": "bogus"}, {})
