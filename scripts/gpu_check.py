@@ -74,6 +74,16 @@ def main() -> int:
         return "repeatable"
     check("batch RNG on CUDA", res, batch_mode)
 
+    def hart_batch_mode():
+        from ssgen.backends.hart.tiny import make_tiny_hart
+
+        p = ssgen.load(str(make_tiny_hart(tempfile.mkdtemp())), device="cuda", dtype="float32")
+        a = p.generate(prompts=["a red fox", "a cat"], seed=7, rng="batch", ssg=False)
+        b = p.generate(prompts=["a red fox", "a cat"], seed=7, rng="batch", ssg=False)
+        assert torch.equal(a.pixels, b.pixels) and torch.isfinite(a.pixels).all()
+        return "residual diffusion (x_T from the CPU generator, steps on CUDA) repeatable"
+    check("HART batch RNG on CUDA", res, hart_batch_mode)
+
     def bench():
         sys.path.insert(0, "scripts")
         from bench import build_var, time_generate

@@ -19,12 +19,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from .errors import WeightsError
-
-
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    return s.splitlines()[0][:200] if s else type(e).__name__
+from .errors import WeightsError, first_line
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -38,7 +33,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             index = json.loads(p.read_text())
             shards = sorted(set(index["weight_map"].values()))
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise WeightsError(f"cannot read sharded index {p}: {_first_line(e)}") from None
+            raise WeightsError(f"cannot read sharded index {p}: {first_line(e)}") from None
         sd: dict[str, torch.Tensor] = {}
         for shard in shards:
             sd.update(read_state_dict(p.parent / shard))
@@ -50,7 +45,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(p), device="cpu")
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise WeightsError(f"cannot read checkpoint {p} ({_first_line(e)}); {hint}") from None
+            raise WeightsError(f"cannot read checkpoint {p} ({first_line(e)}); {hint}") from None
     try:
         try:
             obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
@@ -62,7 +57,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         if "Weights only load failed" in str(e):
             raise WeightsError(f"{p} holds more than tensors (pickled code); ssgen only loads plain state dicts "
                                "with weights_only=True for safety") from None
-        raise WeightsError(f"cannot read checkpoint {p} ({_first_line(e)}); {hint}") from None
+        raise WeightsError(f"cannot read checkpoint {p} ({first_line(e)}); {hint}") from None
     if not isinstance(obj, dict):
         raise WeightsError(f"{p} is not a state dict (found {type(obj).__name__})")
     return obj
@@ -105,8 +100,7 @@ def check_keys(model: nn.Module, sd: dict[str, torch.Tensor], what: str, path: s
                                f"{tuple(t.shape)}; the checkpoint belongs to another model size")
 
 
-def load_into(model: nn.Module, sd: dict[str, torch.Tensor], what: str, path: str | Path | None = None) -> nn.Module:
+def load_into(model: nn.Module, sd: dict[str, torch.Tensor], what: str, path: str | Path | None = None) -> None:
     """Check keys and shapes, then assign the tensors (the model may live on the meta device)."""
     check_keys(model, sd, what, path)
     model.load_state_dict(sd, strict=True, assign=True)
-    return model

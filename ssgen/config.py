@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .backends import FAMILIES
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .guidance import SSG, ssg_from_config
 
 
@@ -141,8 +141,7 @@ def read_config(path: str | Path) -> ModelConfig:
     except FileNotFoundError:
         raise ConfigError(f"config file {p} not found") from None
     except (OSError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"cannot read config {p}: {first}") from None
+        raise ConfigError(f"cannot read config {p}: {first_line(e)}") from None
     return parse_config(data, p.resolve())
 
 

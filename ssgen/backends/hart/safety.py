@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import ConfigError, WeightsError
+from ...errors import ConfigError, WeightsError, first_line
 
 REPO = "google/shieldgemma-2b"
 THRESHOLD = 0.5
@@ -64,8 +64,7 @@ class SafetyChecker:
                 tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
         except (OSError, ValueError, KeyError) as e:
-            msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise WeightsError(f"cannot load the safety model from {folder} ({msg}); {ACCESS_HINT}") from None
+            raise WeightsError(f"cannot load the safety model from {folder} ({first_line(e)}); {ACCESS_HINT}") from None
         return cls(tok, model.to(device).eval())
 
     @torch.no_grad()

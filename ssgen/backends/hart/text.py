@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import ConfigError, WeightsError
+from ...errors import ConfigError, WeightsError, first_line
 from ..quiet import quiet_transformers
 
 # HART's conditioning prefix (upstream `llm_system_prompt`), verbatim: the released weights were
@@ -66,9 +66,9 @@ class TextEncoder:
                 tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
                 model = AutoModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
         except (OSError, ValueError, KeyError) as e:
-            msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise WeightsError(f"cannot load the text encoder from {folder} ({msg}); check weights.text_encoder "
-                               "(a Qwen2 folder with config.json, weights and tokenizer files)") from None
+            raise WeightsError(f"cannot load the text encoder from {folder} ({first_line(e)}); check "
+                               "weights.text_encoder (a Qwen2 folder with config.json, weights and tokenizer files)") \
+                from None
         return cls(tok, model.to(device).eval())
 
     @property

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ...checkpoint import drop_keys, read_state_dict
-from ...errors import ConfigError, WeightsError
+from ...errors import ConfigError, WeightsError, first_line
 from ..var.vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
 
 # Keys of the official tokenizer file (after removing the `vae.` prefix) that generation does not use:
@@ -40,7 +40,7 @@ def read_config(folder: Path) -> dict:
     except FileNotFoundError:
         raise WeightsError(f"{p} not found: the HART tokenizer folder needs config.json") from None
     except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read {p}: {str(e).splitlines()[0]}") from None
+        raise WeightsError(f"cannot read {p}: {first_line(e)}") from None
 
 
 def vqvae_config(d: dict, patch_nums: tuple[int, ...]) -> VQVAEConfig:

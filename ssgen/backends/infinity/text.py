@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import ConfigError, WeightsError
+from ...errors import ConfigError, WeightsError, first_line
 from ..quiet import quiet_transformers
 
 MAX_TOKENS = 512
@@ -88,8 +88,7 @@ class TextEncoder:
                 tok = AutoTokenizer.from_pretrained(str(folder), legacy=True)
                 enc = T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype)
         except (OSError, ValueError, KeyError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise WeightsError(f"cannot load the T5 text encoder from {folder} ({first}); "
+            raise WeightsError(f"cannot load the T5 text encoder from {folder} ({first_line(e)}); "
                                "check weights.text_encoder (config, tokenizer and encoder weights)") from None
         tok.model_max_length = MAX_TOKENS
         return cls(tok, enc.to(device).eval(), device)
