@@ -22,8 +22,9 @@ import torch
 from bench import time_interleaved  # scripts/bench.py: the shared timing loop
 
 import ssgen
-from ssgen.backends.hart.family import HartModel, upstream_top_k
+from ssgen.backends.hart.family import HartModel
 from ssgen.backends.hart.model import HART, HARTConfig
+from ssgen.backends.hart.options import upstream_top_k
 from ssgen.backends.hart.text import EncodedPrompts
 from ssgen.backends.hart.tokenizer import HybridTokenizer
 from ssgen.backends.var.vae import VQVAEConfig

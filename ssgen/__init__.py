@@ -18,7 +18,7 @@ def __getattr__(name: str):
     """The torch-backed API is imported on first use, so `import ssgen` (and `ssgen --help`, listing and
     input errors) stay instant."""
     if name == "SSG":
-        from .guidance import SSG
+        from .ssg_settings import SSG
 
         return SSG
     if name in ("load", "Pipeline", "GenerationResult"):

@@ -29,7 +29,7 @@ from rich.console import Console
 
 from .config import ModelConfig, load_config
 from .errors import ConfigError, SSGenError, first_line
-from .guidance import SSG, ssg_from_config
+from .ssg_settings import SSG, ssg_from_config
 
 RUN_FILE = "run.json"
 MANIFEST = "manifest.jsonl"
@@ -196,14 +196,19 @@ def job_ssg(job: Job) -> SSG | bool | None:
     return ssg_from_config(value) or False
 
 
-def validate_jobs(jobs: list[Job], config: ModelConfig) -> None:
-    """Check every job's condition and `ssg:` before any work starts; an error names the job."""
+def validate_jobs(jobs: list[Job], config: ModelConfig, options: dict[str, Any] | None = None,
+                  ssg: SSG | bool | None = None) -> None:
+    """Check every job (condition, seed, the run's options with the job's overrides, its `ssg:`) against the
+    model config before anything is written or loaded; an error names the job."""
+    from .calls import check_call
+
     for j in jobs:
         where = j.source or f"job {j.index}"
-        config.check_conditions([j.cls] if j.cls is not None else None,
-                                [j.prompt] if j.prompt is not None else None, where=f"{where}: ")
         try:
-            job_ssg(j)
+            own = job_ssg(j)
+            opts = {k: v for k, v in {**(options or {}), **j.overrides}.items() if k != "ssg"}
+            check_call(config, [j.cls] if j.cls is not None else None, [j.prompt] if j.prompt is not None else None,
+                       opts, ssg if own is None else own, seeds=[j.seed])
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
 
@@ -227,25 +232,29 @@ def run_record(config: ModelConfig, options: dict[str, Any], ssg: Any, jobs: lis
 
 
 def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
-    """Create `out` or check that it holds this same run (else an error naming what differs)."""
-    from .output import check_writable
+    """Create `out` or check that it holds this same run (else an error naming what differs). A folder
+    without images is never another run: a run that failed before its first image does not block its
+    corrected retry."""
+    from .output import check_folder
 
-    check_writable(out / "probe.png")
+    check_folder(out, "--out")
     f = out / RUN_FILE
+    images = any(out.glob("[0-9]*.png"))
     if f.exists():
         try:
             old = json.loads(f.read_text())
-        except ValueError:
+        except (OSError, ValueError):
             old = None
-        if old != record and not overwrite:
-            diff = ([k for k in record if old is None or old.get(k) != record[k]] if isinstance(old, dict) else ["?"])
-            raise SSGenError(f"{out} holds the images of another run (different {', '.join(diff)}); "
+        if old != record and images and not overwrite:
+            what = (f"different {', '.join(k for k in record if old.get(k) != record[k])}" if isinstance(old, dict)
+                    else f"its {RUN_FILE} is damaged")
+            raise SSGenError(f"{out} holds the images of another run ({what}); "
                              "use another --out, or --overwrite to replace them")
-        if old != record and overwrite:
+        if old != record:
             for p in out.glob("[0-9]*.png"):
                 p.unlink()
             (out / MANIFEST).unlink(missing_ok=True)
-    elif any(out.glob("[0-9]*.png")) and not overwrite:
+    elif images and not overwrite:
         raise SSGenError(f"{out} already holds images that ssgen batch did not write; use another --out")
     for stale in out.glob(".*.tmp"):  # left by a killed run; never a complete file
         stale.unlink(missing_ok=True)
@@ -253,12 +262,10 @@ def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write `data` atomically with ordinary permissions (`ssgen.atomic.write_atomic`, the one helper)."""
+    from .atomic import write_atomic as write
+
+    write(path, data)
 
 
 def is_complete(path: Path) -> bool:
@@ -346,7 +353,7 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
     out_dir, options = Path(out_dir), dict(options or {})
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    validate_jobs(jobs, config)
+    validate_jobs(jobs, config, options, ssg)
     ssg = config.ssg if ssg is None else (ssg or None)  # an SSG, or None for off
     record = run_record(config, options, ssg, jobs)
 
@@ -432,42 +439,80 @@ def _generate(pipe: Any, todo: list[Job], out_dir: Path, options: dict[str, Any]
             prog.update(task, advance=len(group), rate=f"{rate:.2f} img/s" + (" (all ranks)" if world > 1 else ""))
 
 
-def pack_npz(folder: str | Path, out: str | Path | None = None, num: int | None = None) -> tuple[Path, tuple]:
+def npz_target(folder: Path, out: str | Path | None, overwrite: bool = False) -> Path:
+    """Where pack_npz writes: `out`, or FOLDER.npz beside the folder. A name without `.npz` gets it appended
+    (as numpy.savez does); its folder is created. An existing file is an error unless `overwrite`."""
+    from .output import check_folder
+
+    name = folder.resolve().name + ".npz"
+    target = Path(out).expanduser() if out else folder.resolve().with_name(name)
+    if target.is_dir():
+        raise SSGenError(f"-o {target} is a folder; give a file name such as {target / name}")
+    if target.suffix.lower() != ".npz":
+        target = target.with_name(target.name + ".npz")
+        if target.is_dir():
+            raise SSGenError(f"-o {target} is a folder; give another file name")
+    check_folder(target.parent, "-o")
+    if target.exists() and not overwrite:
+        raise SSGenError(f"{target} already exists; add --overwrite to replace it, or choose another -o")
+    return target
+
+
+def pack_npz(folder: str | Path, out: str | Path | None = None, num: int | None = None,
+             overwrite: bool = False) -> tuple[Path, tuple]:
     """Write `arr_0` (N, H, W, 3) uint8 in index order, as the ADM/guided-diffusion evaluator reads.
 
-    Streams image by image into the .npz (no N x H x W x 3 array in memory); checks that images
-    0..N-1 all exist and share one shape. N defaults to the run's count (run.json), else all images.
+    Streams image by image into the .npz (no N x H x W x 3 array in memory), atomically (a killed or failed
+    pack leaves no file); checks that images 0..N-1 all exist, decode and share one shape. N defaults to
+    the run's count (run.json), else all images. Target: see `npz_target`; everything about it is checked
+    before the first image is read.
     """
     import numpy as np
     from PIL import Image
 
-    d = Path(folder)
+    from .atomic import atomic_file
+
+    d = Path(folder).expanduser()
     if not d.is_dir():
-        raise SSGenError(f"{d} is not a folder of images")
+        raise SSGenError(f"{d} is not a folder of images" + ("" if d.exists() else " (it does not exist)"))
     if num is None:
         rf = d / RUN_FILE
-        num = json.loads(rf.read_text())["count"] if rf.exists() else len(list(d.glob("[0-9]*.png")))
+        if rf.exists():
+            try:
+                num = int(json.loads(rf.read_text())["count"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise SSGenError(f"{rf} is damaged; give the image count with --num") from None
+        else:
+            num = len(list(d.glob("[0-9]*.png")))
+            if num < 1:
+                raise SSGenError(f"{d} holds no images to pack")
     if num < 1:
-        raise SSGenError(f"{d} holds no images to pack")
+        raise SSGenError(f"--num must be at least 1, got {num}")
     missing = [i for i in range(num) if not image_path(d, i).is_file()]
     if missing:
         raise SSGenError(f"{d} is missing {len(missing)} of {num} images (first: {image_path(d, missing[0]).name}); "
                          "re-run the same `ssgen batch` command to finish them")
-    with Image.open(image_path(d, 0)) as im:
-        w, h = im.size
+    target = npz_target(d, out, overwrite)
+
+    def pixels(i: int) -> np.ndarray:
+        try:
+            with Image.open(image_path(d, i)) as im:
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        except (OSError, SyntaxError, ValueError) as e:  # PIL's ways of saying "damaged"
+            raise SSGenError(f"{image_path(d, i)} is damaged ({first_line(e)}); re-run the same `ssgen batch` "
+                             "command to regenerate it") from None
+
+    h, w = pixels(0).shape[:2]
     shape = (num, h, w, 3)
-    target = Path(out) if out else d.with_suffix(".npz")
-    tmp = target.with_name(f".{target.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        with zf.open("arr_0.npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
-            for i in range(num):
-                with Image.open(image_path(d, i)) as im:
-                    a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-                if a.shape != shape[1:]:
-                    tmp.unlink(missing_ok=True)
-                    raise SSGenError(f"{image_path(d, i).name} is {a.shape[1]}x{a.shape[0]}, not {w}x{h} like the rest")
-                f.write(a.tobytes())
-    os.replace(tmp, target)
+    with atomic_file(target, overwrite=overwrite) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zf.open("arr_0.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+                for i in range(num):
+                    a = pixels(i)
+                    if a.shape != shape[1:]:
+                        raise SSGenError(f"{image_path(d, i).name} is {a.shape[1]}x{a.shape[0]}, not {w}x{h} like "
+                                         "the rest")
+                    f.write(a.tobytes())
     return target, shape
 

@@ -3,6 +3,10 @@
 - `.pth` / `.bin` / `.pt`: `torch.load(weights_only=True, mmap=True)` (no pickled code runs; tensors
   stay on disk until used).
 - `.safetensors`, and sharded checkpoints through their `*.index.json`.
+- Every file's first bytes are checked against its format before it is parsed, so that an empty file,
+  an HTML error page, a Git LFS pointer or random bytes under a checkpoint's name is reported as what it
+  is; a truncated file is reported as truncated. `check_folder` does the same for the files of a Hugging
+  Face model folder (the text encoders) that transformers reads.
 - Keys are checked against the model before anything is assigned: missing and unexpected keys are
   errors that name them, shapes must match; known training-only entries are dropped.
 Models are built on the meta device and filled with `load_state_dict(assign=True)`, so weights are
@@ -13,54 +17,206 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
 
 from .errors import WeightsError, first_line
 
+TRUNCATED = "the file is truncated or corrupted (an interrupted download?): delete it and download it again"
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file (or a sharded index) into a flat {key: tensor} dict on the CPU."""
-    p = Path(path)
-    if not p.exists():
-        raise WeightsError(f"checkpoint {p} does not exist")
-    hint = "the file is truncated or corrupted: delete it and download it again"
-    if p.name.endswith(".index.json"):
-        try:
-            index = json.loads(p.read_text())
-            shards = sorted(set(index["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise WeightsError(f"cannot read sharded index {p}: {first_line(e)}") from None
-        sd: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            sd.update(read_state_dict(p.parent / shard))
-        return sd
-    if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
 
-        try:
-            return load_file(str(p), device="cpu")
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise WeightsError(f"cannot read checkpoint {p} ({first_line(e)}); {hint}") from None
+def _fix(p: Path, local: str = TRUNCATED) -> str:
+    """How to repair a damaged file. A Hub download is a link into the cache's blobs/: deleting the link alone
+    would bring the same blob back, deleting the blob makes the next run download it again."""
+    blob = p.resolve()
+    if p.is_symlink() and blob.parent.name == "blobs":
+        return (f"the downloaded file is truncated or corrupted: delete its cached copy {blob} and run again "
+                "to download it again")
+    return local
+
+
+def _head(p: Path, n: int = 512) -> bytes:
+    with open(p, "rb") as f:
+        return f.read(n)
+
+
+def _what_else(head: bytes) -> str:
+    """What a file that is no checkpoint holds, judged from its first bytes (for error messages)."""
+    text = head.lstrip().lower()
+    if text.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the file itself (run `git lfs pull` in its clone, or download the file)"
+    if text.startswith(b"<"):
+        return "an HTML page (an error or login page saved in its place?)"
+    if head[:4] == b"PK\x03\x04":
+        return "a zip archive without a PyTorch checkpoint in it"
+    if _is_safetensors(head):
+        return "a safetensors file (rename it to *.safetensors)"
     try:
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:
-            if "mmap" not in str(e):  # legacy (non-zip) files cannot be memory-mapped
-                raise
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+        head.decode("utf-8")
+        return "text"
+    except UnicodeDecodeError as e:  # a character cut at the end of the head is still text
+        return "text" if e.start >= len(head) - 3 else "unrecognised bytes"
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header size, then the JSON header."""
+    return len(head) > 9 and head[8:10] in (b'{"', b"{ ", b"{\n") and int.from_bytes(head[:8], "little") > 1
+
+
+def _open_file(p: Path, role: str | None) -> bytes:
+    """The first bytes of a checkpoint file; a missing, unreadable, empty or folder path is a WeightsError."""
+    where = f"weights.{role}" if role else "the config's weights"
+    if not p.exists():
+        if p.is_symlink():  # a Hub cache entry whose blob was deleted
+            raise WeightsError(f"{p} links to a file that is gone (a damaged cache?); delete the link and "
+                               "download the weights again")
+        raise WeightsError(f"checkpoint {p} does not exist; check {where}")
+    if p.is_dir():
+        if role is None:  # a file inside a model folder
+            raise WeightsError(f"{p} is a folder where a file should be; replace it with the file (download it again)")
+        raise WeightsError(f"{p} is a folder, but {where} must be a checkpoint file here; point it at the file")
+    try:
+        head = _head(p)
+    except OSError as e:
+        fix = "check the file's permissions" if isinstance(e, PermissionError) else "check the file"
+        raise WeightsError(f"cannot read {p}: {first_line(e)}; {fix}") from None
+    if not head:
+        raise WeightsError(f"{p} is empty (0 bytes); {_fix(p)}")
+    return head
+
+
+def _read_safetensors(p: Path, head: bytes, header_only: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; `header_only`: only check that the header covers the file (cheap)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    if not _is_safetensors(head):
+        raise WeightsError(f"{p} is not a safetensors file: it holds {_what_else(head)}; {_fix(p)}")
+    try:
+        if header_only:
+            with safe_open(str(p), "pt"):  # parses the header and checks that it covers the whole file
+                return {}
+        return load_file(str(p), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        truncated = "not fully covered" in str(e)
+        why = "its header describes more bytes than the file has" if truncated else first_line(e)
+        raise WeightsError(f"cannot read checkpoint {p} ({why}); {_fix(p)}") from None
+
+
+def _read_torch(p: Path, head: bytes) -> Any:
+    """torch.load with weights_only=True: memory-mapped for the zip format, read for the legacy one."""
+    zipped = head[:4] == b"PK\x03\x04"
+    # torch.save's legacy (non-zip) format is a plain pickle, protocol 2 or later
+    legacy = len(head) > 1 and head[0] == 0x80 and head[1] in (2, 3, 4, 5)
+    if not (zipped or legacy):
+        raise WeightsError(f"{p} is not a PyTorch checkpoint (corrupted or not a checkpoint): it holds "
+                           f"{_what_else(head)}; {_fix(p, 'replace it with the real file')}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True, mmap=zipped)
     except Exception as e:  # torch raises many types here (UnpicklingError, RuntimeError, EOFError, ...)
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found:  # a well-formed file that pickles Python objects: loading it would run their code
+            raise WeightsError(f"{p} holds Python objects besides tensors ({found.group(1)}), which could run code "
+                               "when loaded; ssgen loads plain state dicts only (weights_only=True): save "
+                               "model.state_dict() from a trusted copy") from None
+        if zipped and "central directory" in str(e):
+            raise WeightsError(f"checkpoint {p} is an incomplete zip archive; {_fix(p)}") from None
+        why = first_line(e).split(". ")[0]  # torch's messages go on with advice that does not apply here
         if "Weights only load failed" in str(e):
-            raise WeightsError(f"{p} holds more than tensors (pickled code); ssgen only loads plain state dicts "
-                               "with weights_only=True for safety") from None
-        raise WeightsError(f"cannot read checkpoint {p} ({first_line(e)}); {hint}") from None
+            why = "its pickled index of tensors is damaged"
+        raise WeightsError(f"cannot read checkpoint {p} ({why}); {_fix(p)}") from None
+
+
+def _shards(p: Path, role: str | None) -> list[Path]:
+    """The shard files a `*.index.json` names; every one must be there."""
+    _open_file(p, role)
+    try:
+        index = json.loads(p.read_text())
+        shards = sorted(set(index["weight_map"].values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise WeightsError(f"cannot read sharded index {p} ({first_line(e)}); {_fix(p)}") from None
+    missing = [s for s in shards if not (p.parent / s).is_file()]
+    if missing:
+        raise WeightsError(f"sharded checkpoint {p} names {len(missing)} shard(s) missing from {p.parent}: "
+                           f"{_names(missing)}; download them again")
+    return [p.parent / s for s in shards]
+
+
+def read_state_dict(path: str | Path, role: str | None = None) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file (or a sharded index) into a flat {key: tensor} dict on the CPU.
+
+    The format comes from the file name; the first bytes are checked against it first, so that an
+    HTML page, a Git LFS pointer or an empty file saved under a checkpoint's name is named as such
+    (not as "pickled code" or a decoder's error). `role` (e.g. "vae") only words the messages.
+    """
+    p = Path(path)
+    if p.name.endswith(".index.json"):
+        sd: dict[str, torch.Tensor] = {}
+        for shard in _shards(p, role):
+            sd.update(read_state_dict(shard, role))
+        return sd
+    head = _open_file(p, role)
+    if p.suffix == ".safetensors":
+        return _read_safetensors(p, head)
+    obj = _read_torch(p, head)
     if not isinstance(obj, dict):
-        raise WeightsError(f"{p} is not a state dict (found {type(obj).__name__})")
+        raise WeightsError(f"{p} is not a state dict (found {type(obj).__name__}); save model.state_dict()")
+    odd = next((k for k in obj if not isinstance(k, str)), None)
+    if odd is not None:
+        raise WeightsError(f"{p} is not a state dict (key {odd!r} is not a parameter name); save model.state_dict()")
     return obj
+
+
+def check_file(path: str | Path, role: str | None = None) -> None:
+    """Raise the WeightsError that reading this file would raise, reading as little as the format allows:
+    a safetensors header (checked against the file size), a sharded index and its shards, a JSON file,
+    a torch file (memory-mapped). For files that another library reads (a text encoder's folder)."""
+    p = Path(path)
+    if p.name.endswith(".index.json"):
+        for shard in _shards(p, role):
+            check_file(shard, role)
+        return
+    head = _open_file(p, role)
+    if p.suffix == ".safetensors":
+        _read_safetensors(p, head, header_only=True)
+    elif p.suffix == ".json":
+        try:
+            json.loads(p.read_bytes())
+        except ValueError as e:
+            holds = _what_else(head)
+            holds = f": it holds {holds}" if holds.startswith(("an HTML", "a Git LFS")) else f" ({first_line(e)})"
+            raise WeightsError(f"{p} is not valid JSON{holds}; {_fix(p)}") from None
+    elif p.suffix in (".bin", ".pth", ".pt"):
+        _read_torch(p, head)
+
+
+# What `from_pretrained` reads from a model folder: weights (sharded or not) and the JSON files.
+FOLDER_WEIGHTS = ("model.safetensors.index.json", "model.safetensors", "pytorch_model.bin.index.json",
+                  "pytorch_model.bin")
+
+
+def check_folder(folder: str | Path) -> None:
+    """Raise a WeightsError naming the first broken file of a Hugging Face model folder (a truncated or
+    corrupted weights file, a missing shard, malformed JSON); nothing when every file reads."""
+    folder = Path(folder)
+    names = [n for n in FOLDER_WEIGHTS if (folder / n).exists()] + sorted(p.name for p in folder.glob("*.json"))
+    for name in dict.fromkeys(names):
+        check_file(folder / name)
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    """A JSON object file of a model folder (e.g. HART's llm/config.json); an unreadable, truncated or
+    malformed file is a WeightsError. A missing file is the caller's to word (it knows the layout)."""
+    p = Path(path)
+    check_file(p)
+    d = json.loads(p.read_bytes())
+    if not isinstance(d, dict):
+        raise WeightsError(f"{p} holds a JSON {type(d).__name__}, not {what}; {_fix(p)}")
+    return d
 
 
 def unwrap(sd: dict, *keys: str) -> dict[str, torch.Tensor]:
@@ -95,6 +251,9 @@ def check_keys(model: nn.Module, sd: dict[str, torch.Tensor], what: str, path: s
         raise WeightsError(f"{where} has {len(unexpected)} unexpected key(s): {_names(unexpected)}; "
                            "is it the right file for this model?")
     for k, t in expected.items():
+        if not isinstance(sd[k], torch.Tensor):
+            raise WeightsError(f"{where}: {k} is a {type(sd[k]).__name__}, not a tensor; is it the right file for "
+                               "this model?")
         if tuple(sd[k].shape) != tuple(t.shape):
             raise WeightsError(f"{where}: {k} has shape {tuple(sd[k].shape)} but this model expects "
                                f"{tuple(t.shape)}; the checkpoint belongs to another model size")
@@ -104,3 +263,14 @@ def load_into(model: nn.Module, sd: dict[str, torch.Tensor], what: str, path: st
     """Check keys and shapes, then assign the tensors (the model may live on the meta device)."""
     check_keys(model, sd, what, path)
     model.load_state_dict(sd, strict=True, assign=True)
+
+
+def check_pretrained(folder: str | Path, model: nn.Module, info: dict, what: str) -> None:
+    """After `from_pretrained(..., output_loading_info=True)`: transformers fills the tensors a checkpoint
+    lacks with random values (quietly here); a file of another model lacks most of them, which is an error.
+    A few missing tensors pass: transformers' own lists of optional keys differ between versions."""
+    missing = sorted(info.get("missing_keys") or ())
+    total = len(model.state_dict())
+    if missing and 2 * len(missing) >= total:
+        raise WeightsError(f"the {what} weights in {folder} lack {len(missing)} of the model's {total} tensors "
+                           f"({_names(missing, 3)}): a checkpoint of another model? check weights.text_encoder")

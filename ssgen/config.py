@@ -8,6 +8,7 @@ See the README (Weights and the Hub) and docs/architecture.md (Weights).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any
 import yaml
 
 from .backends import FAMILIES
+from .backends import options as family_options
 from .errors import ConfigError, first_line
-from .guidance import SSG, ssg_from_config
+from .ssg_settings import SSG, ssg_from_config
 
 
 def config_dir() -> Path:
@@ -60,23 +62,6 @@ class ModelConfig:
     def base_dir(self) -> Path:
         return self.source.parent if self.source is not None else Path.cwd()
 
-    def check_conditions(self, classes: list | None = None, prompts: list | None = None, where: str = "") -> None:
-        """Cheap checks of what to generate, before any weights are loaded (the family checks again)."""
-        if self.family == "var":
-            if prompts:
-                raise ConfigError(f"{where}{self.name} is class-conditional: pass classes (--class N), not prompts")
-            n = int(self.model.get("num_classes", 1000))
-            for c in classes or []:
-                if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < n:
-                    raise ConfigError(f"{where}class {c!r} is out of range: {self.name} takes ImageNet classes "
-                                      f"0..{n - 1}")
-            return
-        if classes:
-            raise ConfigError(f"{where}{self.name} is a text-to-image model: pass prompts (--prompt TEXT), not classes")
-        for i, p in enumerate(prompts or []):
-            if not isinstance(p, str) or not p.strip():
-                raise ConfigError(f"{where}prompt {i} is empty; give some text (e.g. --prompt \"a red fox\")")
-
     def revision(self) -> str | None:
         """The pinned revision of the main weights (for metadata)."""
         for spec in self.weights.values():
@@ -88,9 +73,7 @@ class ModelConfig:
 def _weight(role: str, d: Any, where: str) -> WeightSpec:
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: weights.{role} must be a mapping with repo/file or path")
-    unknown = set(d) - {"repo", "file", "folder", "revision", "sha256", "path", "allow"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) in weights.{role}: {', '.join(sorted(unknown))}")
+    check_fields(d, ("repo", "file", "folder", "revision", "sha256", "path", "allow"), where, f"weights.{role}")
     spec = WeightSpec(role=role, **d)
     if spec.path is None:
         if not spec.repo or (spec.file is None and spec.folder is None):
@@ -104,14 +87,21 @@ def _weight(role: str, d: Any, where: str) -> WeightSpec:
     return spec
 
 
+def check_fields(section: dict, known: tuple[str, ...], where: str, what: str) -> None:
+    """A field a section does not know (a typo such as `dpeth`) is an error naming it, and what it may mean."""
+    for key in section:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(known)
+            raise ConfigError(f"{where}: unknown {what} field {key!r}; {hint}")
+
+
 def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
     """Validate a config mapping (as read from YAML)."""
     where = str(source) if source else "model config"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a model config must be a YAML mapping")
-    unknown = set(data) - {"name", "family", "description", "weights", "model", "defaults", "ssg"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown top-level field(s): {', '.join(sorted(unknown))}")
+    check_fields(data, ("name", "family", "description", "weights", "model", "defaults", "ssg"), where, "top-level")
     family = data.get("family")
     if family not in FAMILIES:
         raise ConfigError(f"{where}: family must be one of {', '.join(FAMILIES)}, got {family!r}")
@@ -123,9 +113,11 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
         ssg = ssg_from_config(data.get("ssg"))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
-    for sec in ("model", "defaults"):
+    fam = family_options(family)
+    for sec, known in (("model", fam.MODEL_FIELDS), ("defaults", fam.OPTIONS)):
         if data.get(sec) is not None and not isinstance(data[sec], dict):
             raise ConfigError(f"{where}: `{sec}:` must be a mapping")
+        check_fields(data.get(sec) or {}, known, where, f"{sec}:")
     return ModelConfig(
         name=str(name), family=family, description=str(data.get("description") or ""),
         weights={role: _weight(role, d, where) for role, d in weights.items()},

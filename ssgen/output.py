@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
+from .atomic import atomic_file
 from .errors import SSGenError, first_line
 
 META_KEY = "ssgen"
+# The most images one grid holds. A grid is for looking at: 64 images of 256 px already make a
+# 2 kpx square (64 of 1024 px: 8 kpx, 200 MB of pixels in memory). More: one PNG per image
+# (`generate --each`) or `ssgen batch`.
+GRID_LIMIT = 64
 
 
 def summary(s: dict[str, Any]) -> str:
@@ -35,57 +39,69 @@ def summary(s: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def check_writable(path: str | Path) -> Path:
-    """Fail early, with a one-line hint, when `path` cannot be written."""
-    p = Path(path).expanduser()
-    parent = p.parent if str(p.parent) else Path(".")
-    if p.is_dir():
-        raise SSGenError(f"output path {p} is a directory; give a file name such as {p / 'out.png'}")
-    if p.suffix.lower() != ".png":
-        raise SSGenError(f"output path {p} must end in .png")
+def check_folder(folder: str | Path, flag: str) -> Path:
+    """Create `folder` if needed and check that it can be written; the error names the real cause and the
+    flag that chose the folder (`-o`, `--out`, `--save-scales`)."""
+    d = Path(folder).expanduser()
+    d = d if str(d) else Path(".")
+    if d.exists() and not d.is_dir():
+        raise SSGenError(f"cannot write into {d}: it is a file, not a folder; choose another {flag}")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise SSGenError(f"cannot create the output folder {parent}: {e.strerror or first_line(e)}; "
-                         "choose another -o") from None
-    if not os.access(parent, os.W_OK):
-        raise SSGenError(f"cannot write to {parent} (permission denied); choose another -o")
+        why = "a part of it is a file, not a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) else (
+            e.strerror or first_line(e))
+        raise SSGenError(f"cannot create the folder {d}: {why}; choose another {flag}") from None
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise SSGenError(f"cannot write to the folder {d} (permission denied); choose another {flag}")
+    return d
+
+
+def check_writable(path: str | Path, flag: str = "-o", suffix: str = ".png") -> Path:
+    """Fail early, with a one-line hint naming `flag`, when the file `path` cannot be written; creates its
+    folder. `path` must end in `suffix`."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise SSGenError(f"{flag} {p} is a folder; give a file name such as {p / ('out' + suffix)}")
+    if p.suffix.lower() != suffix:
+        raise SSGenError(f"{flag} {p} must end in {suffix}")
+    check_folder(p.parent, flag)
     return p
 
 
-def save_png(img: Image.Image, path: str | Path, meta: dict[str, Any], text: str | None = None) -> Path:
-    """Write `img` with its settings as PNG text chunks, atomically (temp file + rename)."""
-    p = check_writable(path)
+def save_png(img: Image.Image, path: str | Path, meta: dict[str, Any], text: str | None = None,
+             overwrite: bool = True) -> Path:
+    """Write `img` with its settings as PNG text chunks, atomically and with ordinary permissions
+    (`ssgen.atomic`). overwrite=False never replaces an existing file. The folder must exist."""
+    p = Path(path).expanduser()
     info = PngImagePlugin.PngInfo()
     info.add_text(META_KEY, json.dumps(meta, sort_keys=True, default=str))
     if text:
         info.add_text("parameters", text)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG", pnginfo=info)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise SSGenError(f"cannot write {p}: {e.strerror or first_line(e)}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(p, overwrite=overwrite) as f:
+        img.save(f, format="PNG", pnginfo=info)
     return p
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The `ssgen` settings stored in a PNG written by ssgen."""
+    """The `ssgen` settings stored in a PNG written by ssgen; an SSGenError saying what the file is otherwise."""
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise SSGenError(f"{p} is a folder; give a PNG file written by ssgen")
     try:
         with Image.open(p) as im:
-            text = dict(getattr(im, "text", {}) or {})
+            if im.format != "PNG":
+                raise SSGenError(f"{p} is a {im.format or 'non-PNG'} image; ssgen keeps its settings in the PNGs it "
+                                 "writes")
+            text = dict(getattr(im, "text", {}) or {})  # reads the chunks: a truncated file fails here
     except FileNotFoundError:
         raise SSGenError(f"{p} does not exist") from None
-    except (OSError, Image.UnidentifiedImageError) as e:
-        raise SSGenError(f"cannot read {p} as an image: {first_line(e)}") from None
+    except PermissionError:
+        raise SSGenError(f"cannot read {p} (permission denied)") from None
+    except Image.UnidentifiedImageError:
+        raise SSGenError(f"{p} is not an image; give a PNG written by ssgen") from None
+    except (OSError, SyntaxError, ValueError) as e:  # PIL reports damaged chunks as any of these
+        raise SSGenError(f"{p} is a damaged PNG ({first_line(e)})") from None
     if META_KEY not in text:
         raise SSGenError(f"{p} has no ssgen settings (it was not written by ssgen, or they were stripped)")
     try:
@@ -103,10 +119,13 @@ def _font(size: int):
 
 def grid(images: Sequence[Image.Image], cols: int | None = None, pad: int = 2,
          col_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None) -> Image.Image:
-    """Tile images row-major into a grid, with optional column headers and row labels."""
+    """Tile images row-major into a grid, with optional column headers and row labels. One image without
+    labels is returned as it is (no border)."""
     n = len(images)
     if n == 0:
         raise ValueError("no images to tile")
+    if n == 1 and not col_labels and not row_labels:
+        return images[0].convert("RGB")
     if cols is None:
         cols = n if n <= 8 else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)

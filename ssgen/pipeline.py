@@ -12,11 +12,12 @@ import torch
 from . import __version__
 from .backends import loader
 from .backends.common import Family
+from .calls import check_call
 from .config import ModelConfig, load_config
 from .errors import ConfigError, SSGenError
-from .guidance import SSG
 from .loop import run as run_loop
-from .sampling import RNG_MODES, Rng
+from .sampling import Rng
+from .ssg_settings import SSG
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -107,26 +108,15 @@ class Pipeline:
         conds = classes if classes is not None else prompts
         if not conds:
             raise ConfigError("nothing to generate: pass classes=[...] (VAR) or prompts=[...] (Infinity, HART)")
-        if rng not in RNG_MODES:
-            raise ConfigError(f"unknown rng mode {rng!r}; use one of: {', '.join(RNG_MODES)}")
         if seeds is None:
             seeds = [int(seed) + i for i in range(len(conds))]
         elif len(seeds) != len(conds):
             raise ConfigError(f"{len(seeds)} seeds for {len(conds)} images; give one seed per image")
-        if ssg is None:
-            ssg = self.config.ssg
-        elif ssg is False:
-            ssg = None
-        elif ssg is True:
-            ssg = self.config.ssg or SSG()
-        elif not isinstance(ssg, SSG):
-            raise ConfigError(f"ssg must be None, False, True or ssgen.SSG(...), got {ssg!r}")
+        options = dict(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, **family_kw)
+        checked = check_call(self.config, classes, prompts, options, ssg, rng, seeds)
+        opts, ssg = checked.options, checked.ssg
         if ssg is not None:
-            ssg.plan(self.num_scales(**family_kw))  # validate the range and beta list against this model
-        opts = dict(self.config.defaults)
-        for k, v in dict(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, **family_kw).items():
-            if v is not None:
-                opts[k] = v
+            ssg.plan(self.family.num_scales(opts))  # the loaded model's count (HART's comes from its files)
         t0 = time.perf_counter()
         with torch.inference_mode():
             call = self.family.start(classes, prompts, opts)
@@ -151,7 +141,7 @@ class Pipeline:
         return GenerationResult(images=to_pil(pixels), pixels=pixels, tokens=[t.cpu() for t in out.tokens],
                                 seeds=list(seeds), settings=per_image,
                                 logits=[lg.cpu() for lg in out.logits] if keep_logits else None,
-                                seconds=time.perf_counter() - t0, notes=list(call.notes))
+                                seconds=time.perf_counter() - t0, notes=list(dict.fromkeys(checked.notes + call.notes)))
 
 
 def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "auto",

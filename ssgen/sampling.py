@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from .calls import RNG_MODES
 from .errors import ConfigError
-
-RNG_MODES = ("per-image", "batch")
 
 
 class Rng:

@@ -43,7 +43,8 @@ def test_generate_ssg_flags_recorded(tiny_var, tmp_path):
     assert r.returncode == 0, r.stderr
     s = json.loads(ssgen("info", str(out), "--json").stdout)["images"][0]["ssg"]
     assert s == {"beta": "linear:1.0:0.2", "scales": [1, 3], "prior": "dse", "interp": "bicubic", "rescale": False}
-    r = ssgen("generate", "-m", str(tiny_var), "-c", "5", "--no-ssg", "-o", str(out))
+    r = ssgen("generate", "-m", str(tiny_var), "-c", "5", "--no-ssg", "-o", str(out), "--overwrite")
+    assert r.returncode == 0, r.stderr
     assert json.loads(ssgen("info", str(out), "--json").stdout)["images"][0]["ssg"] is None
 
 

@@ -70,7 +70,7 @@ def test_generate_through_hub_then_offline(hub_env, tmp_path, tiny_var):
     r = ssgen("models", "remove", model, "--yes", env=env)
     assert r.returncode == 0, r.stderr
     r = ssgen("models", "path", model, env=env)
-    assert r.returncode == 2 and "offline" in r.stderr
+    assert r.returncode == 2 and "not downloaded" in r.stderr and "ssgen models download" in r.stderr
 
 
 

@@ -477,3 +477,69 @@ def test_resolve_weight_progress_false_draws_nothing(server: HubServer, tmp_path
         weights.resolve_weight(drawn, role, progress=True)
     err = capsys.readouterr().err
     assert "sha256 var_d30.pth" in err and "Fetching 3 files" in err and "sha256 local.pth" in err
+
+
+def test_cached_size_is_what_removal_frees(server: HubServer) -> None:
+    """cached_size: 0 for what is not cached (a malformed repo id included), else the bytes removal frees."""
+    assert weights.cached_size(REPO, "var_d30.pth", COMMIT) == 0 and weights.cached_size(REPO) == 0
+    assert weights.cached_size("not a repo id!", "x.pth") == 0
+    weights.resolve_file(REPO, "var_d30.pth", COMMIT)
+    weights.resolve_folder("google/flan-t5-xl", COMMIT, allow_patterns=["config.json"])
+    assert weights.cached_size(REPO, "var_d30.pth", COMMIT) == len(WEIGHTS)
+    assert weights.cached_size(REPO, "README.md", COMMIT) == 0
+    size = weights.cached_size("google/flan-t5-xl", revision=COMMIT)
+    assert size > 0 and weights.remove_cached("google/flan-t5-xl", COMMIT) == size
+    assert weights.remove_cached_file(REPO, "var_d30.pth", COMMIT) == len(WEIGHTS)
+    assert weights.cached_size(REPO) == 0
+
+
+def test_sha256_pinned_for_a_folder(server: HubServer, tmp_path: Path) -> None:
+    """A sha256 checks one file: pinned for a Hub folder it is a ConfigError before any request."""
+    config = make_config(tmp_path, text_encoder=WeightSpec("text_encoder", repo="google/flan-t5-xl", folder="",
+                                                           revision=COMMIT, sha256=WEIGHTS_SHA))
+    with pytest.raises(ConfigError, match="a sha256 checks one file"):
+        weights.resolve_weight(config, "text_encoder")
+    assert server.requests == []
+
+
+def test_models_path_and_remove_of_a_partly_cached_model(server: HubServer, tiny_var: Path, tmp_path: Path) -> None:
+    """`models path` names the roles that are not downloaded and how to get them (no word of offline mode);
+    `models remove` asks with the size it will free, and removes it."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from ssgen.cli import app
+
+    cfg = yaml.safe_load(tiny_var.read_text())
+    cfg["weights"] = {"transformer": {"repo": REPO, "file": "var_d30.pth", "revision": COMMIT},
+                      "vae": {"repo": REPO, "file": "vae_ch160v4096z32.pth", "revision": COMMIT}}
+    model = tmp_path / "m.yaml"
+    model.write_text(yaml.safe_dump(cfg))
+    weights.resolve_file(REPO, "var_d30.pth", COMMIT)
+    server.clear()
+    r = CliRunner().invoke(app, ["models", "path", str(model)])
+    assert r.exit_code == 2 and "its vae weights are not in the cache" in r.output
+    assert f"ssgen models download {model}" in r.output and "offline" not in r.output
+    r = CliRunner().invoke(app, ["models", "remove", str(model)], input="n\n")
+    assert r.exit_code == 1 and f"remove {len(WEIGHTS) / 1e3:.1f} kB of cached weights of var-tiny?" in r.output
+    assert weights.is_cached(REPO, "var_d30.pth", COMMIT)
+    r = CliRunner().invoke(app, ["models", "remove", str(model)], input="y\n")
+    assert r.exit_code == 0 and f"removed {len(WEIGHTS) / 1e3:.1f} kB" in r.output
+    assert not weights.is_cached(REPO, "var_d30.pth", COMMIT)
+    assert server.requests == []
+
+
+def test_damaged_download_names_the_blob_to_delete(server: HubServer) -> None:
+    """A damaged Hub download is repaired by deleting its blob (the link alone would bring it back):
+    the error names the blob, and after deleting it the next resolve downloads the file again."""
+    from ssgen.checkpoint import read_state_dict
+
+    path = weights.resolve_file(REPO, "var_d30.pth", COMMIT)  # WEIGHTS: bytes, not a torch file
+    blob = path.resolve()
+    with pytest.raises(WeightsError, match="not a PyTorch checkpoint") as info:
+        read_state_dict(path)
+    assert f"delete its cached copy {blob} and run again" in str(info.value)
+    blob.unlink()
+    server.clear()
+    assert weights.resolve_file(REPO, "var_d30.pth", COMMIT).read_bytes() == WEIGHTS
+    assert weights_gets(server) == 1

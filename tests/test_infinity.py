@@ -35,8 +35,8 @@ def inf_golden():
 def write_golden_yaml(tmp: Path, d: Path) -> Path:
     """A config whose `model:` is model.json's architecture entries and whose weights are the golden files."""
     info = json.loads((d / "model.json").read_text())
-    model = {k: v for k, v in info.items() if not isinstance(v, dict) and k not in ("family", "official_repo",
-                                                                                   "official_commit", "layout_of")}
+    skip = ("family", "official_repo", "official_commit", "layout_of", "pn", "tau", "top_k", "top_p")  # run settings
+    model = {k: v for k, v in info.items() if not isinstance(v, dict) and k not in skip}
     cfg = {"name": "infinity-tiny-golden", "family": "infinity", "description": "tiny Infinity of the goldens",
            "weights": {"transformer": {"path": str(d / "transformer.pth")}, "vae": {"path": str(d / "vae.pth")},
                        "text_encoder": {"path": str(d / "text_encoder")}},
@@ -157,7 +157,7 @@ def test_non_square_template(tiny_pipe):
 
 
 def test_nearest_template_notes(tiny_pipe):
-    from ssgen.backends.infinity.family import resolve_resolution
+    from ssgen.backends.infinity.options import resolve_resolution
 
     res = tiny_pipe.generate(prompts=["a beach"], seed=0, ssg=False, aspect="5:1")
     assert res.settings[0]["h_div_w"] == 0.333 and res.pixels.shape[-2:] == (144, 432)
@@ -247,8 +247,8 @@ def test_bf16_keeps_fp32_logits_and_prepacked_blocks_match_f_linear(tiny_inf, mo
 
 
 def test_rope_positions_follow_the_1m_grid():
-    from ssgen.backends.infinity.family import PN_SCALES, SCHEDULES, resolve_resolution
     from ssgen.backends.infinity.model import rope_2d
+    from ssgen.backends.infinity.options import PN_SCALES, SCHEDULES, resolve_resolution
 
     r = resolve_resolution({"pn": "0.06M", "h_div_w": 1.0})
     assert r.grid[-1] == (16, 16) and r.full_hw == (64, 64) and r.pixels == (256, 256)

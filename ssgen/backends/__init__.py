@@ -5,13 +5,15 @@ Each family package has the same layout: `model.py` (the transformer, official k
 a `common.Family`, which starts one `loop.Backend` per generation call) and `tiny.py` (tiny
 random-weight models in the official checkpoint formats, for tests and demos).
 
-The registry below is the list of families a config's `family:` may name. It imports a family only
-when one is loaded, so reading configs (and the CLI's help, listing and input checks) never imports
-torch.
+The registry below is the list of families a config's `family:` may name. Each family also has a
+torch-free `options.py` (its call options, the fields its `model:` section may hold, its scale count):
+the input checks run from it before any weights load. A family's model code is imported only when one
+is loaded, so reading configs and checking input (and the CLI's help and listing) never import torch.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any, Callable
 
 
@@ -40,3 +42,17 @@ FAMILIES: dict[str, Callable[[], Callable[..., Any]]] = {"var": _var, "infinity"
 def loader(family: str) -> Callable[..., Any]:
     """The `load` function of a registered family."""
     return FAMILIES[family]()
+
+
+def options(family: str) -> ModuleType:
+    """A family's torch-free options module: OPTIONS, MODEL_FIELDS, num_scales(model, options) and
+    check(name, model, classes, prompts, options) -> notes."""
+    if family == "var":
+        from .var import options as mod
+    elif family == "infinity":
+        from .infinity import options as mod
+    elif family == "hart":
+        from .hart import options as mod
+    else:
+        raise KeyError(family)
+    return mod

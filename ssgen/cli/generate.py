@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
+from ..atomic import release, reserve
 from ..errors import ConfigError
 from .app import app, err, friendly
 from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
@@ -23,6 +27,12 @@ RngOpt = typer.Option("per-image", "--rng", help="per-image (each image its own 
 SaveScalesOpt = typer.Option(None, "--save-scales",
                              help="Also decode and save the partial image after every scale into this folder.")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON summary instead of text.")
+DEFAULT_BATCH = 8  # images per generate call: bounds memory whatever -n is
+BatchOpt = typer.Option(None, "--batch-size", "-b", help=f"Images per forward pass (default {DEFAULT_BATCH}; with "
+                        "--rng batch all of them, one batch as the official code draws it). Larger requests run in "
+                        "such chunks, writing --each files as they go; image i keeps seed + i.")
+OverwriteOpt = typer.Option(False, "--overwrite", help="Replace existing files (-o, --each, --save-scales). Without "
+                            "it an existing -o is an error, and a default name that exists gets a -2, -3 ... suffix.")
 
 
 def conditions(classes: list[int] | None, prompts: list[str] | None, n: int) -> tuple[list, int]:
@@ -49,13 +59,101 @@ def grid_cols(n_images: int, per_cond: int) -> int:
     return n_images if n_images <= 8 else math.ceil(math.sqrt(n_images))
 
 
+def chunks(n: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) index ranges of at most `size` images: one generate call each."""
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _existing(paths: list[Path]) -> list[Path]:
+    """Those of `paths` (all in one folder) that exist; one directory listing, not a stat per file."""
+    if not paths:
+        return []
+    try:
+        have = set(os.listdir(paths[0].parent))
+    except OSError:
+        have = set()
+    return [p for p in paths if p.name in have]
+
+
+@dataclass
+class Outputs:
+    """Where a generate/compare run writes, decided before any model loads. Unless --overwrite was given,
+    the grid's name is claimed at once (`ssgen.atomic.reserve`: an empty placeholder, created exclusively)
+    so two runs can never choose the same name; the grid replaces it, and `release` removes it if the
+    run ends without a grid (a failure, or --each without a grid)."""
+
+    grid: Path | None  # the grid PNG; None when there are too many images for a grid (--each alone)
+    stem: Path  # --each files are STEM-000.png, STEM-001.png, ...
+    n: int  # images
+    overwrite: bool  # may --each files replace existing ones
+    placeholder: Path | None = None
+
+    def each_path(self, i: int) -> Path:
+        return each_path(self.stem, i, self.n)
+
+    def release(self) -> None:
+        if self.placeholder is not None:
+            release(self.placeholder)
+
+
+def each_path(stem: Path, i: int, n: int) -> Path:
+    """Image i's own PNG next to the grid: STEM-007.png (wider numbers past 1000 images, so names sort)."""
+    return stem.with_name(f"{stem.stem}-{i:0{max(3, len(str(n - 1)))}d}.png")
+
+
+def plan_outputs(output: Path | None, model: str, kind: str, n: int, grid: bool, each: bool,
+                 overwrite: bool) -> Outputs:
+    """The output files of a run. An explicit -o that exists (or whose --each files exist) is an error
+    naming --overwrite; a default name that exists gets a -2, -3, ... suffix (--overwrite never applies to
+    default names)."""
+    from ..output import check_writable
+
+    def names(p: Path) -> list[Path]:
+        return ([p] if grid else []) + ([each_path(p, i, n) for i in range(n)] if each else [])
+
+    if output is not None:
+        p = check_writable(output, "-o")
+        if overwrite:
+            return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=True)
+        present = _existing(names(p))
+        if present or (grid and not reserve(p)):
+            first = present[0] if present else p
+            more = f" (and {len(present) - 1} more files this run would write)" if len(present) > 1 else ""
+            raise ConfigError(f"{first} already exists{more}; add --overwrite to replace, or choose another -o")
+        return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p if grid else None)
+    base = p = check_writable(default_output(model, kind), "-o")
+    k = 1
+    while _existing(names(p) + [p]) or not reserve(p):  # the grid's name claims the stem, grid or not
+        k += 1
+        p = base.with_name(f"{base.stem}-{k}{base.suffix}")
+    return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p)
+
+
+SCALE_FILE = re.compile(r"(.+?)(\d{3,})-(?:k\d+|scales)\.png")
+
+
+def check_scale_files(folder: Path, tags: list[str], n: int, overwrite: bool) -> Path:
+    """The --save-scales folder: writable, and (unless --overwrite) without files this run would replace."""
+    from ..output import check_folder
+
+    d = check_folder(folder, "--save-scales")
+    if not overwrite:
+        for name in sorted(os.listdir(d)):
+            m = SCALE_FILE.fullmatch(name)
+            if m and m.group(1) in tags and int(m.group(2)) < n:
+                raise ConfigError(f"{d / name} already exists (an earlier --save-scales run); add --overwrite to "
+                                  "replace such files, or choose another --save-scales folder")
+    return d
+
+
 class ScaleSaver:
     """on_scale callback for --save-scales: decode the running latent after every scale and write
-    DIR/{tag}{i:03d}-k{k:02d}.png, plus a strip DIR/{tag}{i:03d}-scales.png per image at the end."""
+    DIR/{tag}{i:03d}-k{k:02d}.png, plus a strip DIR/{tag}{i:03d}-scales.png per image at the end.
+    `offset`: the global index of this call's first image (a run is generated in chunks)."""
 
-    def __init__(self, folder: Path, tag: str, settings: dict):
-        self.folder, self.tag, self.settings = folder, tag, settings
-        self.frames: list[list] = []  # per scale: list of PIL images (one per batch image)
+    def __init__(self, folder: Path, tag: str, settings: dict, offset: int = 0, overwrite: bool = False):
+        self.folder, self.tag, self.settings, self.offset, self.overwrite = folder, tag, settings, offset, overwrite
+        self.frames: list[list] = []  # per scale: list of PIL images (one per image of this call)
 
     def __call__(self, k: int, backend) -> None:
         from ..output import save_png
@@ -63,8 +161,9 @@ class ScaleSaver:
 
         ims = to_pil(backend.preview())
         self.frames.append(ims)
-        for i, im in enumerate(ims):
-            save_png(im, self.folder / f"{self.tag}{i:03d}-k{k:02d}.png", dict(self.settings, scale=k, image=i))
+        for i, im in enumerate(ims, self.offset):
+            save_png(im, self.folder / f"{self.tag}{i:03d}-k{k:02d}.png", dict(self.settings, scale=k, image=i),
+                     overwrite=self.overwrite)
 
     def strips(self) -> None:
         from ..output import grid, save_png
@@ -72,40 +171,85 @@ class ScaleSaver:
         for i in range(len(self.frames[0]) if self.frames else 0):
             row = [f[i] for f in self.frames]
             save_png(grid(row, cols=len(row), col_labels=[f"k={k}" for k in range(len(row))]),
-                     self.folder / f"{self.tag}{i:03d}-scales.png", dict(self.settings, image=i))
+                     self.folder / f"{self.tag}{i + self.offset:03d}-scales.png",
+                     dict(self.settings, image=i + self.offset), overwrite=self.overwrite)
 
 
-def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, kind: str, save_scales: Path | None,
-            ssg_flags: list[tuple]):
-    """Shared start of generate and compare: check the config, conditions, SSG flags and output paths
-    before any weights are downloaded or loaded. `ssg_flags`: build_ssg's (on, beta) per setting.
-    Returns (conditions, output path, pipeline, SSG settings)."""
+@dataclass
+class Run:
+    """What prepare() decided: the images, where they go, the loaded model, the SSG setting per column."""
+
+    flat: list  # one condition per image
+    outputs: Outputs
+    pipe: Any
+    settings: list  # SSG (or False) per column
+    chunks: list[tuple[int, int]]
+    tags: list[str]  # --save-scales file prefix per column
+    overwrite: bool
+    save_scales: Path | None
+
+
+def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, save_scales: Path | None,
+            ssg_flags: list[tuple], *, options: dict, seed: int, rng: str, batch_size: int | None, overwrite: bool,
+            each: bool = False, compare: bool = False) -> Run:
+    """Shared start of generate and compare: check the config, conditions, SSG flags, the grid's size and
+    the output files, and claim the output name, all before any weights are downloaded or loaded.
+    `ssg_flags`: build_ssg's (on, beta) per setting (compare adds a no-SSG column in front); `options`: the
+    generate options given (GenFlags.options()); image i gets seed + i."""
+    from ..calls import check_call
     from ..config import load_config
-    from ..output import check_writable
+    from ..output import GRID_LIMIT
     from ..pipeline import load
 
     config = load_config(flags.model)
     flat, _ = conditions(classes, prompts, n)
-    config.check_conditions(classes, prompts)
     settings = [build_ssg(config, flags, on, beta) for on, beta in ssg_flags]
-    out_path = check_writable(output or default_output(flags.model, kind))
+    seeds = [seed + i for i in range(len(flat))]
+    for ssg in settings:  # every option against the config, before any name is claimed or weight resolved
+        check_call(config, flat if classes else None, None if classes else flat, options, ssg, rng, seeds)
+
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    size = batch_size or (len(flat) if rng == "batch" else DEFAULT_BATCH)
+    columns = len(settings) + 1 if compare else 1
+    cells = len(flat) * columns
+    if cells > GRID_LIMIT and compare:
+        raise ConfigError(f"{len(flat)} images x {columns} settings are too many for one comparison grid (at most "
+                          f"{GRID_LIMIT} cells); compare fewer images, or run `ssgen batch` once per setting")
+    if cells > GRID_LIMIT and not each:
+        raise ConfigError(f"{cells} images are too many for one grid (at most {GRID_LIMIT}); add --each to write "
+                          "one PNG per image and no grid, or use `ssgen batch` (resumable)")
+    tags = [f"col{j}-" for j in range(columns)] if compare else ["ssg-" if settings[0] else "plain-"]
     if save_scales is not None:
-        check_writable(Path(save_scales) / "probe.png")
-    # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
-    if err.is_terminal:
-        err.print(f"[dim]loading {config.name} ...[/]", highlight=False)
-    pipe = load(config, device=flags.device, dtype=flags.dtype, offline=True if flags.offline else None, progress=True)
-    return flat, out_path, pipe, settings
+        save_scales = check_scale_files(Path(save_scales).expanduser(), tags, len(flat), overwrite)
+    outputs = plan_outputs(output, flags.model, "-compare" if compare else "", len(flat), cells <= GRID_LIMIT,
+                           each, overwrite)
+    try:
+        # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
+        if err.is_terminal:
+            err.print(f"[dim]loading {config.name} ...[/]", highlight=False)
+        pipe = load(config, device=flags.device, dtype=flags.dtype, offline=True if flags.offline else None,
+                    progress=True)
+    except BaseException:
+        outputs.release()
+        raise
+    return Run(flat=flat, outputs=outputs, pipe=pipe, settings=settings, chunks=chunks(len(flat), size), tags=tags,
+               overwrite=overwrite, save_scales=save_scales)
 
 
-def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str):
-    """One generate call with a progress bar over scales (and --save-scales frames)."""
+def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str, offset: int = 0,
+            overwrite: bool = False, seen_notes: set | None = None):
+    """One generate call with a progress bar over scales (on a terminal only: elsewhere rich would print
+    an empty line when the bar closes) and --save-scales frames. Notes already in `seen_notes` are not
+    printed again (a run of many chunks)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    saver = ScaleSaver(Path(save_scales), tag, {"model": pipe.config.name, "run": label}) if save_scales else None
-    opts = {k: v for k, v in kw.items() if k not in ("seed", "ssg", "rng", "classes", "prompts")}  # the options
+    saver = ScaleSaver(Path(save_scales), tag, {"model": pipe.config.name, "run": label}, offset,
+                       overwrite) if save_scales else None
+    opts = {k: v for k, v in kw.items() if k not in ("seed", "seeds", "ssg", "rng", "classes", "prompts")}
     prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("scales"), TimeElapsedColumn(), console=err, transient=True)
+                    TextColumn("scales"), TimeElapsedColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
     task = prog.add_task(label, total=pipe.num_scales(**opts))
 
     def on_scale(k: int, backend) -> None:
@@ -117,9 +261,17 @@ def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str):
         res = pipe.generate(on_scale=on_scale, **kw)
     if saver is not None:
         saver.strips()
+    seen = set() if seen_notes is None else seen_notes
     for note in res.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
+        if note not in seen:
+            seen.add(note)
+            err.print(f"[yellow]note:[/] {note}", highlight=False)
     return res
+
+
+def chunk_label(name: str, a: int, b: int, total: int, what: str = "") -> str:
+    span = f"{b - a} image(s)" if b - a == total else f"images {a + 1}-{b} of {total}"
+    return f"{what or name}: {span}"
 
 
 @app.command()
@@ -132,35 +284,60 @@ def generate(
     n: int = NOpt,
     seed: int = SeedOpt,
     rng: str = RngOpt,
+    batch_size: Optional[int] = BatchOpt,
     ssg_on: Optional[bool] = SsgOpt,
     ssg_beta: Optional[str] = BetaOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Grid PNG to write (default outputs/MODEL-TIME.png)."),
-    each: bool = typer.Option(False, "--each", help="Also write every image as its own PNG next to the grid."),
+    each: bool = typer.Option(False, "--each", help="Also write every image as its own PNG, OUTPUT-000.png, ... "
+                              "(the only output past 64 images: a grid holds at most 64)."),
+    overwrite: bool = OverwriteOpt,
     save_scales: Optional[Path] = SaveScalesOpt,
     as_json: bool = JsonOpt,
 ):
-    """Generate images and write them as one PNG grid (with all settings embedded)."""
+    """Generate images and write them as one PNG grid (with all settings embedded).
+
+    Images are generated --batch-size at a time: memory stays bounded however large -n is, and --each
+    files are written after every batch. A grid holds at most 64 images; more need --each (one PNG per
+    image, no grid) or `ssgen batch`."""
     from ..output import grid, save_png, summary
 
     options = flags.options()
-    flat, out_path, pipe, [ssg] = prepare(flags, classes, prompts, n, output, "", save_scales, [(ssg_on, ssg_beta)])
-    kw = dict(options, seed=seed, ssg=ssg, rng=rng)
-    kw["classes" if classes else "prompts"] = flat
-    res = run_one(pipe, kw, f"{pipe.config.name}: {len(flat)} image(s)", save_scales, "ssg-" if ssg else "plain-")
-    cols = grid_cols(len(flat), n)
-    meta = {"grid": {"rows": math.ceil(len(flat) / cols), "cols": cols}, "images": res.settings}
-    save_png(grid(res.images, cols=cols), out_path, meta, text=" | ".join(summary(s) for s in res.settings))
-    written = [str(out_path)]
-    if each:
-        for i, (im, s) in enumerate(zip(res.images, res.settings)):
-            p = out_path.with_name(f"{out_path.stem}-{i:03d}.png")
-            save_png(im, p, s, text=summary(s))
-            written.append(str(p))
+    run = prepare(flags, classes, prompts, n, output, save_scales, [(ssg_on, ssg_beta)], options=options, seed=seed,
+                  rng=rng, batch_size=batch_size, overwrite=overwrite, each=each)
+    outs, [ssg], total = run.outputs, run.settings, len(run.flat)
+    key = "classes" if classes else "prompts"
+    kept, settings, each_files, seconds, notes = [], [], [], 0.0, set()  # kept: PIL images, for the grid only
+    try:
+        for a, b in run.chunks:
+            kw = dict(options, seeds=[seed + i for i in range(a, b)], ssg=ssg, rng=rng, **{key: run.flat[a:b]})
+            res = run_one(run.pipe, kw, chunk_label(run.pipe.config.name, a, b, total), run.save_scales,
+                          run.tags[0], a, run.overwrite, notes)
+            if each:
+                for i, (im, s) in enumerate(zip(res.images, res.settings), a):
+                    each_files.append(str(save_png(im, outs.each_path(i), s, text=summary(s),
+                                                   overwrite=outs.overwrite)))
+            if outs.grid is not None:
+                kept.extend(res.images)
+            settings.extend(res.settings)
+            seconds += res.seconds
+            del res  # pixels and tokens of finished images are not kept
+        written = []
+        if outs.grid is not None:
+            cols = grid_cols(total, n)
+            meta = {"grid": {"rows": math.ceil(total / cols), "cols": cols}, "images": settings}
+            save_png(grid(kept, cols=cols), outs.grid, meta, text=" | ".join(summary(s) for s in settings))
+            written.append(str(outs.grid))
+    finally:
+        outs.release()
     if as_json:
-        print(json.dumps({"files": written, "seconds": round(res.seconds, 3), "images": res.settings}))
+        print(json.dumps({"files": written + each_files, "seconds": round(seconds, 3), "images": settings}))
+    elif outs.grid is not None:
+        extra = f" and {len(each_files)} single PNGs ({each_files[0]}, ...)" if each_files else ""
+        print(f"wrote {outs.grid} ({total} image(s), {seconds:.1f} s){extra}")
     else:
-        print(f"wrote {out_path} ({len(flat)} image(s), {res.seconds:.1f} s)")
+        print(f"wrote {total} images as {each_files[0]} ... {each_files[-1]} ({seconds:.1f} s; no grid past 64 "
+              "images)")
 
 
 @app.command()
@@ -173,36 +350,49 @@ def compare(
     n: int = NOpt,
     seed: int = SeedOpt,
     rng: str = RngOpt,
+    batch_size: Optional[int] = BatchOpt,
     ssg_beta: Optional[List[str]] = typer.Option(
         None, "--ssg-beta", rich_help_panel="SSG", help="One SSG column per occurrence: 0.5, a per-scale list "
         "0,0,0.2,..., or linear:START:END (default: the model's SSG setting)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Comparison grid to write (default outputs/MODEL-compare-TIME.png)."),
+    overwrite: bool = OverwriteOpt,
     save_scales: Optional[Path] = SaveScalesOpt,
     as_json: bool = JsonOpt,
 ):
-    """The same images without SSG and with each SSG setting, side by side (a column per setting)."""
+    """The same images without SSG and with each SSG setting, side by side (a column per setting).
+
+    A comparison grid holds at most 64 cells (images x settings); for more, run `ssgen batch` once per
+    setting."""
     from ..output import grid, save_png, summary
 
     options = flags.options()
-    flat, out_path, pipe, settings = prepare(flags, classes, prompts, n, output, "-compare", save_scales,
-                                             [(True, b) for b in (ssg_beta or [None])])
-    for s in settings:
-        s.plan(pipe.num_scales(**options))  # check every column against the model before generating anything
-    kw = dict(options, seed=seed, rng=rng)
-    kw["classes" if classes else "prompts"] = flat
-    columns = [("no SSG", False)] + [(s.label(), s) for s in settings]
-    results = [run_one(pipe, dict(kw, ssg=s), f"{label}: {len(flat)} image(s)", save_scales, f"col{j}-")
-               for j, (label, s) in enumerate(columns)]
-    cells = [res.images[i] for i in range(len(flat)) for res in results]  # a row per image
-    cell_meta = [res.settings[i] for i in range(len(flat)) for res in results]
-    rows = [f"class {c}" if classes else (c if len(c) <= 24 else c[:23] + "…") for c in flat]
-    rows = [f"{r}, seed {s}" for r, s in zip(rows, results[0].seeds)]
-    labels = [label for label, _ in columns]
-    img = grid(cells, cols=len(columns), col_labels=labels, row_labels=rows)
-    meta = {"grid": {"rows": len(flat), "cols": len(columns), "columns": labels}, "images": cell_meta}
-    save_png(img, out_path, meta, text=" | ".join(summary(s) for s in cell_meta))
+    run = prepare(flags, classes, prompts, n, output, save_scales, [(True, b) for b in (ssg_beta or [None])],
+                  options=options, seed=seed, rng=rng, batch_size=batch_size, overwrite=overwrite, compare=True)
+    total, key = len(run.flat), "classes" if classes else "prompts"
+    cells, cell_meta, seeds, notes = [], [], [], set()  # a row per image, a column per setting
+    try:
+        for s in run.settings:
+            s.plan(run.pipe.num_scales(**options))  # check every column against the model before generating
+        columns = [("no SSG", False)] + [(s.label(), s) for s in run.settings]
+        for a, b in run.chunks:
+            kw = dict(options, seeds=[seed + i for i in range(a, b)], rng=rng, **{key: run.flat[a:b]})
+            results = [run_one(run.pipe, dict(kw, ssg=s), chunk_label("", a, b, total, label), run.save_scales,
+                               run.tags[j], a, run.overwrite, notes) for j, (label, s) in enumerate(columns)]
+            for i in range(b - a):
+                cells.extend(res.images[i] for res in results)
+                cell_meta.extend(res.settings[i] for res in results)
+            seeds.extend(results[0].seeds)
+            del results
+        rows = [f"class {c}" if classes else (c if len(c) <= 24 else c[:23] + "…") for c in run.flat]
+        rows = [f"{r}, seed {s}" for r, s in zip(rows, seeds)]
+        labels = [label for label, _ in columns]
+        img = grid(cells, cols=len(columns), col_labels=labels, row_labels=rows)
+        meta = {"grid": {"rows": total, "cols": len(columns), "columns": labels}, "images": cell_meta}
+        save_png(img, run.outputs.grid, meta, text=" | ".join(summary(s) for s in cell_meta))
+    finally:
+        run.outputs.release()
     if as_json:
-        print(json.dumps({"files": [str(out_path)], "columns": labels, "images": cell_meta}))
+        print(json.dumps({"files": [str(run.outputs.grid)], "columns": labels, "images": cell_meta}))
     else:
-        print(f"wrote {out_path} ({len(flat)} image(s) x {len(columns)} settings)")
+        print(f"wrote {run.outputs.grid} ({total} image(s) x {len(columns)} settings)")

@@ -55,10 +55,13 @@ def info(image: Path = typer.Argument(..., help="A PNG written by ssgen."),
 @app.command("pack-npz")
 @friendly
 def pack_npz(folder: Path = typer.Argument(..., help="A folder written by `ssgen batch`."),
-             output: Optional[Path] = typer.Option(None, "--output", "-o", help="Default: FOLDER.npz"),
-             num: Optional[int] = typer.Option(None, "--num", help="Images to pack (default: the run's count).")):
+             output: Optional[Path] = typer.Option(
+                 None, "--output", "-o", help="The .npz to write (default: FOLDER.npz beside the folder). A name "
+                 "without .npz gets it appended, as numpy.savez does; a missing folder is created."),
+             num: Optional[int] = typer.Option(None, "--num", help="Images to pack (default: the run's count)."),
+             overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing .npz.")):
     """Pack a batch folder into the `arr_0` (N, H, W, 3) uint8 .npz that FID evaluators read."""
     from ..batch import pack_npz as pack
 
-    path, shape = pack(folder, output, num)
+    path, shape = pack(folder, output, num, overwrite=overwrite)
     print(f"wrote {path}: arr_0 {shape} uint8")

@@ -53,13 +53,24 @@ def models_download(name: str = NameArg):
 @models_app.command("path")
 @friendly
 def models_path(name: str = NameArg):
-    """Print the local paths of a model's weights (offline; fails if not downloaded)."""
+    """Print the local paths of a model's weights (no network; fails if they are not downloaded)."""
     from ..config import load_config
-    from ..weights import resolve_weight
+    from ..errors import WeightsError
+    from ..weights import NotCachedError, hub_cache_dir, resolve_weight
 
     config = load_config(name)
+    paths, missing = {}, []
     for role in config.weights:
-        print(f"{role}: {resolve_weight(config, role, offline=True)}")
+        try:
+            paths[role] = resolve_weight(config, role, offline=True)
+        except NotCachedError:
+            missing.append(role)
+    if missing:
+        which = "" if len(missing) == len(config.weights) else " " + " and ".join(missing)
+        raise WeightsError(f"{config.name} is not downloaded: its{which} weights are not in the cache "
+                           f"{hub_cache_dir()}; get them with `ssgen models download {name}`")
+    for role, path in paths.items():
+        print(f"{role}: {path}")
 
 
 @models_app.command("remove")
@@ -68,15 +79,28 @@ def models_remove(name: str = NameArg,
                   yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")):
     """Remove a model's downloaded files from the Hugging Face cache."""
     from ..config import load_config
-    from ..weights import remove_cached, remove_cached_file
+    from ..weights import cached_size, hub_cache_dir, remove_cached, remove_cached_file
 
     config = load_config(name)
-    hub_specs = [s for s in config.weights.values() if s.repo]
-    if not hub_specs:
-        out.print(f"{config.name} uses only local files; nothing to remove")
+    # one entry per cached thing: HART's llm/ and tokenizer/ are two folders of one repo revision
+    hub = list(dict.fromkeys((s.repo, s.file, s.revision) for s in config.weights.values() if s.repo))
+    if not hub:
+        out.print(f"{config.name} uses only local files; nothing to remove", soft_wrap=True)
         return
-    if not yes and not typer.confirm(f"remove the cached weights of {config.name}?"):
+    size = sum(cached_size(repo, file, revision) for repo, file, revision in hub)
+    if size == 0:
+        out.print(f"nothing of {config.name} is in the cache {hub_cache_dir()}; nothing to remove", soft_wrap=True)
+        return
+    if not yes and not typer.confirm(f"remove {_size(size)} of cached weights of {config.name}?"):
         raise typer.Exit(1)
-    freed = sum(remove_cached_file(s.repo, s.file, s.revision) if s.file else remove_cached(s.repo, s.revision)
-                for s in hub_specs)
-    out.print(f"removed {freed / 1e6:.1f} MB")
+    freed = sum(remove_cached_file(repo, file, revision) if file else remove_cached(repo, revision)
+                for repo, file, revision in hub)
+    out.print(f"removed {_size(freed)}", soft_wrap=True)
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 16.4 kB, 1.6 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

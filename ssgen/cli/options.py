@@ -134,7 +134,7 @@ def parse_cfg(text: str | None, flag: str = "--cfg") -> float | list[float] | No
 def build_ssg(config, flags: GenFlags, on: bool | None = None, beta: str | None = None):
     """A run's SSG setting: the model config's default with the SSG flags on top. Returns an SSG, or False
     for off (`--no-ssg`, or a model without an SSG default and no SSG flag). Raises on a bad value."""
-    from ..guidance import SSG
+    from ..ssg_settings import SSG
 
     if on is False:
         return False

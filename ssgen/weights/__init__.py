@@ -9,12 +9,14 @@ one-line WeightsErrors), `progress` (rich bars for downloads and hashing), `env`
 at call time). Offline is the `offline` argument alone (None = `HF_HUB_OFFLINE` at call time).
 """
 
-from .cache import CachedRepo, cached_repos, is_cached, remove_cached, remove_cached_file
+from .cache import CachedRepo, cached_repos, cached_size, is_cached, remove_cached, remove_cached_file
 from .env import hub_cache_dir
+from .errors import NotCachedError
 from .resolve import is_local, resolve_file, resolve_folder, resolve_local, resolve_weight
 from .verify import verify_sha256
 
 __all__ = [
-    "CachedRepo", "cached_repos", "hub_cache_dir", "is_cached", "is_local", "remove_cached", "remove_cached_file",
+    "CachedRepo", "NotCachedError", "cached_repos", "cached_size", "hub_cache_dir", "is_cached", "is_local",
+    "remove_cached", "remove_cached_file",
     "resolve_file", "resolve_folder", "resolve_local", "resolve_weight", "verify_sha256",
 ]

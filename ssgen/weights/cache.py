@@ -81,28 +81,48 @@ def cached_repos() -> list[CachedRepo]:
     return sorted(repos, key=lambda r: r.repo)
 
 
-def remove_cached(repo: str, revision: str | None = None) -> int:
-    """Delete the cached revisions of a repo (all when revision is None); returns the bytes freed.
-
-    `revision` is a commit hash or a ref name such as "main". Returns 0 when nothing matched.
-    """
+def _removal(repo: str, revision: str | None) -> Any | None:
+    """huggingface_hub's plan to delete the cached revisions of a repo (all when revision is None), None if none."""
     info = _scan_cache()
     if info is None:
-        return 0
+        return None
     for cached in info.repos:
         if cached.repo_id != repo or cached.repo_type != "model":
             continue
         hashes = [rev.commit_hash for rev in cached.revisions
                   if revision is None or rev.commit_hash == revision or revision in rev.refs]
         if not hashes:
-            return 0
+            return None
         # delete_revisions matches commit hashes in every repo: scope it to this one.
-        strategy = dataclasses.replace(info, repos=frozenset({cached})).delete_revisions(*hashes)
-        freed = strategy.expected_freed_size
-        strategy.execute()
-        prune_verified()
-        return freed
-    return 0
+        return dataclasses.replace(info, repos=frozenset({cached})).delete_revisions(*hashes)
+    return None
+
+
+def remove_cached(repo: str, revision: str | None = None) -> int:
+    """Delete the cached revisions of a repo (all when revision is None); returns the bytes freed.
+
+    `revision` is a commit hash or a ref name such as "main". Returns 0 when nothing matched.
+    """
+    strategy = _removal(repo, revision)
+    if strategy is None:
+        return 0
+    freed = strategy.expected_freed_size
+    strategy.execute()
+    prune_verified()
+    return freed
+
+
+def cached_size(repo: str, filename: str | None = None, revision: str | None = None) -> int:
+    """The bytes `remove_cached_file` (with a filename) or `remove_cached` (without) would free; 0 when nothing
+    is cached. No network; never raises for a malformed repo id (nothing of it can be cached)."""
+    if filename is None:
+        strategy = _removal(repo, revision)
+        return strategy.expected_freed_size if strategy is not None else 0
+    try:
+        path = cached_file(repo, filename, revision)
+    except Exception:  # huggingface_hub's HFValidationError: a malformed repo id or file name
+        return 0
+    return path.stat().st_size if path is not None else 0
 
 
 def _repo_cache_folder(repo: str) -> Path:

@@ -64,9 +64,13 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+class NotCachedError(WeightsError):
+    """Weights that are not in the local cache, asked for offline (`ssgen models path` words its own hint)."""
+
+
 def offline_error(target: Target) -> WeightsError:
     """Weights not in the cache while offline."""
-    return WeightsError(
+    return NotCachedError(
         f"weights for {target.describe()} are not in the local cache and offline mode is on"
         " (--offline / HF_HUB_OFFLINE=1); run once online or `ssgen models download <model>`"
     )

@@ -158,11 +158,14 @@ def resolve_weight(config: ModelConfig, role: str, *, offline: bool | None = Non
         raise ConfigError(f"config {config.name} has no weights.{role} entry; add one (repo/file or path)")
     if spec.path is not None:
         path = resolve_local(spec.path, config.base_dir)
-        if spec.sha256 and path.is_file():
+        if spec.sha256:
             verify_sha256(path, spec.sha256, progress=progress)
         return path
     if spec.file is not None:
         return resolve_file(spec.repo, spec.file, spec.revision, spec.sha256, offline=offline, progress=progress)
+    if spec.sha256:  # checked before anything downloads
+        raise ConfigError(f"config {config.name}: weights.{role} is a Hub folder ({spec.repo}) with a sha256, but a "
+                          "sha256 checks one file; remove it (or use `file:` for a single file)")
     return resolve_folder(spec.repo, spec.revision, subfolder=spec.folder or None, allow_patterns=spec.allow,
                           offline=offline, progress=progress)
 

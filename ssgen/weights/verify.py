@@ -12,13 +12,13 @@ import hashlib
 import json
 import os
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from ..errors import WeightsError
+from ..atomic import write_atomic
+from ..errors import SSGenError, WeightsError, first_line
 from .env import assets_cache_dir
 from .progress import RichTqdm, progress_bars
 
@@ -46,10 +46,8 @@ def _write_record(files: dict[str, dict[str, Any]]) -> None:
     files = {path: entry for path, entry in files.items() if os.path.exists(path)}
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp = record.with_name(f"{record.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"version": 1, "files": files}, indent=1, sort_keys=True))
-        os.replace(tmp, record)
-    except OSError:
+        write_atomic(record, json.dumps({"version": 1, "files": files}, indent=1, sort_keys=True).encode())
+    except (OSError, SSGenError):
         pass
 
 
@@ -129,8 +127,15 @@ def verify_sha256(path: str | Path, sha256: str, *, progress: bool = True, conso
     """
     path = Path(path)
     expected = normalize_sha256(sha256, str(path))
-    with progress_bars(progress, console) as bar_class:
-        actual = check_sha256(path, expected, bar_class, path.name)
+    if path.is_dir():
+        raise WeightsError(f"a sha256 is pinned for {path}, which is a folder: a sha256 checks one file; remove the"
+                           " config's `sha256:` or point `path:` at the file")
+    try:
+        with progress_bars(progress, console) as bar_class:
+            actual = check_sha256(path, expected, bar_class, path.name)
+    except OSError as e:
+        fix = "check the file's permissions" if isinstance(e, PermissionError) else "check the file"
+        raise WeightsError(f"cannot read {path} to check its sha256: {first_line(e)}; {fix}") from None
     if actual is not None:
         raise WeightsError(
             f"sha256 mismatch for {path}: expected {expected}, got {actual}; the file is corrupted or the"

@@ -8,21 +8,7 @@ optionally `safety` = google/shieldgemma-2b for `safety_check=True`. The archite
 `patch_nums`, `vocab_size`, `latent_channels`, `context_token`, `resolution` given there is checked
 against those files.
 
-Sampling as upstream's `autoregressive_infer_cfg`, made explicit (options of `Pipeline.generate`):
-- `cfg` (4.5): VAR's ramp, t_k = cfg * k / (K - 1), logits (1 + t) * cond - t * uncond; **the last
-  scale uses t = cfg * (K - 2) / (K - 1)** (upstream reuses the previous scale's ratio there: a
-  stale variable, kept because the released outputs depend on it); the residual diffusion head uses
-  the same last-scale t. A list gives t_k for every scale explicitly (no ramp, no stale value).
-- `top_k`: a number for every scale, or a list with one value per scale (a shorter list repeats its
-  last value); by default upstream's hard-coded 600 for scales 0-6 and 300 after (the packaged config
-  spells it `[600, 600, 600, 600, 600, 600, 600, 300]`). `top_p` (0 = off).
-- `more_smooth` (True): Gumbel soft embeddings as VAR (logits * (1 + r), tau = max(0.27 (1 - 0.95 r),
-  0.005), r = k / (K - 1), the stale r at the last scale), drawn after the multinomial; the residual
-  head still conditions on the hard codes.
-- `system_prompt` (True): the conditioning prefix in front of every prompt (see text.py).
-- `residual` (True): the diffusion head adds the continuous residual at the last scale; False is
-  upstream's final_stage=1 (discrete tokens only).
-- `safety_check` (False): ShieldGemma-2B prompt check (gated model; see safety.py).
+The call options and their sampling semantics are in options.py.
 Scale 0's logits come from the last prefix position (l = 1). The residual's noise comes from
 `rng.stream()`: in rng="batch" mode a second generator seeded with the same seed, drawing x_T and
 then one (2B, l, Cvae) draw per step, as upstream's global-RNG calls after `torch.manual_seed(seed)`.
@@ -30,48 +16,25 @@ then one (2B, l, Cvae) draw per step, as upstream's global-RNG calls after `torc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...checkpoint import drop_keys, load_into, read_state_dict
+from ...checkpoint import drop_keys, load_into, read_json, read_state_dict
 from ...config import ModelConfig
-from ...errors import ConfigError, WeightsError, first_line
+from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
-from ..common import (
-    Call,
-    cfg_mix,
-    cfg_weights,
-    check_known,
-    check_text,
-    flag,
-    per_image,
-    recorded,
-    smoothing,
-    top_k_top_p,
-)
+from ..checks import smoothing
+from ..common import Call, cfg_mix, per_image
 from .model import HART, IGNORED_KEYS_HART, HARTConfig, fields_from_state_dict
+from .options import HartOptions, parse, smooth_ratio
 from .text import EncodedPrompts, TextEncoder
 from .tokenizer import HybridTokenizer, read_config, read_tokenizer_state, vqvae_config, weight_file
 
-OPTIONS = ("cfg", "top_k", "top_p", "more_smooth", "system_prompt", "residual", "safety_check")
-BOOL_OPTIONS = {"more_smooth": True, "system_prompt": True, "residual": True, "safety_check": False}
 STATE_FIELDS = ("depth", "embed_dim", "latent_channels", "context_dim", "vocab_size", "attn_type", "mlp_type",
                 "attn_l2_norm", "use_context_norm", "num_heads")
-
-
-def upstream_top_k(k: int) -> int:
-    """Upstream's hard-coded top-k: 600 for scales 0-6, 300 after."""
-    return 600 if k < 7 else 300
-
-
-def smooth_ratio(k: int, n_scales: int) -> float:
-    """The ratio r of scale k in the Gumbel smoothing (stale (K-2)/(K-1) at the last scale, as upstream)."""
-    K = n_scales
-    return (k if k < K - 1 else K - 2) / (K - 1)
 
 
 @dataclass
@@ -104,28 +67,6 @@ class HartModel:
     def num_scales(self, options: dict[str, Any]) -> int:
         return self.n_scales
 
-    def parse_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Validate the per-call options -> dict with t (per scale), top_k (per scale), top_p and the flags."""
-        no_neg = " (HART has no negative prompt: its unconditional branch is fixed)"
-        check_known(options, OPTIONS, "HART", no_neg if "negative_prompt" in options else "")
-        K, name = self.n_scales, self.config.name
-        t = cfg_weights(options.get("cfg", 4.5), K, name, stale_last=True)
-        top_k = options.get("top_k")
-        if top_k is None:
-            ks = [upstream_top_k(k) for k in range(K)]
-        elif isinstance(top_k, (list, tuple)):  # one per scale; a shorter list repeats its last value
-            if not 1 <= len(top_k) <= K:
-                raise ConfigError(f"top_k list has {len(top_k)} values but {name} has {K} scales")
-            ks = [top_k_top_p({"top_k": v})[0] for v in top_k]
-            ks += [ks[-1]] * (K - len(ks))
-        else:
-            ks = [top_k_top_p({"top_k": top_k})[0]] * K
-        _, top_p = top_k_top_p({"top_p": options.get("top_p", 0.0)})
-        out = {"t": t, "top_k": ks, "top_p": top_p}
-        for name_, default in BOOL_OPTIONS.items():
-            out[name_] = flag(options, name_, default)
-        return out
-
     def encode(self, prompts: list[str], system_prompt: bool = True) -> EncodedPrompts:
         """Prompts -> text features (B, T, Dt) and HART's mask/position ids (see text.py)."""
         enc = self.text.encode(prompts, self.hart_cfg.context_token, system_prompt)
@@ -135,20 +76,15 @@ class HartModel:
         return enc
 
     def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
-        prompts = check_text(classes, prompts, self.config.name)
-        o = self.parse_options(options)
-        if o["safety_check"]:
+        o = parse(self.config.name, classes, prompts, options, self.n_scales, self.hart_cfg.vocab_size)
+        if o.safety_check:
             if self.safety is None:
                 from .safety import load_checker
 
                 self.safety = load_checker(self.config, self.device, self.offline)
-            self.safety.check(prompts)
-        enc = self.encode(prompts, o["system_prompt"])
-        settings = {"cfg": recorded(options.get("cfg", 4.5)), "cfg_per_scale": o["t"],
-                    "top_k": o["top_k"], "top_p": o["top_p"], "more_smooth": o["more_smooth"],
-                    "system_prompt": o["system_prompt"], "residual": o["residual"],
-                    "safety_check": o["safety_check"]}
-        return Call(HartRun(self, enc, o), settings, list(enc.notes))
+            self.safety.check(o.prompts)
+        enc = self.encode(o.prompts, o.system_prompt)
+        return Call(HartRun(self, enc, o), o.settings, o.notes + list(enc.notes))
 
 
 class HartRun:
@@ -158,10 +94,10 @@ class HartRun:
     (B, Cvae, P, P), the latent handed to the decoder, are kept for inspection.
     """
 
-    def __init__(self, m: HartModel, enc: EncodedPrompts, o: dict):
+    def __init__(self, m: HartModel, enc: EncodedPrompts, o: HartOptions):
         self.m, self.enc = m, enc
-        self.t, self.top_k, self.top_p = o["t"], o["top_k"], o["top_p"]
-        self.smooth, self.use_residual = o["more_smooth"], o["residual"]
+        self.t, self.top_k, self.top_p = o.t, o.top_k, o.top_p
+        self.smooth, self.use_residual = o.more_smooth, o.residual
         pns = m.patch_nums
         self.grid = [(p, p) for p in pns]
         self.B = enc.features.shape[0]
@@ -257,13 +193,11 @@ class HartRun:
 
 
 def _read_json(p: Path, role: str) -> dict:
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise WeightsError(f"{p} not found: weights.{role} must be the HART {p.parent.name}/ folder "
-                           "with its config.json") from None
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read {p}: {first_line(e)}") from None
+    """llm/config.json; a missing, unreadable or malformed file is a WeightsError naming the role."""
+    if not p.exists():
+        raise WeightsError(f"{p} not found: weights.{role} must be HART's llm/ folder (config.json and the "
+                           "weights) or a weights file inside it")
+    return read_json(p, "HART's llm/config.json")
 
 
 def _transformer_files(path: Path, use_ema: bool) -> tuple[Path, Path]:
@@ -272,6 +206,9 @@ def _transformer_files(path: Path, use_ema: bool) -> tuple[Path, Path]:
         return path.parent / "config.json", path
     name = "ema_model.bin" if use_ema else "pytorch_model.bin"
     w = path / name
+    if (path / "llm").is_dir() and not w.exists():  # the whole repo instead of its llm/ folder
+        raise WeightsError(f"{path} is not HART's llm/ folder but holds one: point weights.transformer at "
+                           f"{path / 'llm'} (and weights.vae at {path / 'tokenizer'})")
     if not w.is_file():
         raise WeightsError(f"{w} not found; the llm/ folder needs {name} (use_ema={use_ema}); for a Hub config "
                            f"add {name} to weights.transformer.allow")
@@ -308,19 +245,27 @@ def _check_state(sd: dict, hcfg: HARTConfig, path: Path) -> None:
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
          progress: bool = True) -> HartModel:
     from ...weights import resolve_weight
+    from ..kinds import expect_folder_kind, expect_kind
 
     use_ema = config.model.get("use_ema", True)
     if not isinstance(use_ema, bool):
         raise ConfigError(f"{config.name}: model.use_ema must be true or false, got {use_ema!r}")
     t_path = resolve_weight(config, "transformer", offline=offline, progress=progress)
     v_path = resolve_weight(config, "vae", offline=offline, progress=progress)
-    cfg_file, w_file = _transformer_files(Path(t_path), use_ema)
+    te_path = resolve_weight(config, "text_encoder", offline=offline, progress=progress)
     v_dir = Path(v_path) if Path(v_path).is_dir() else Path(v_path).parent
+    # a folder of another part (tokenizer/ as llm/, the T5 folder as the text encoder) is named before loading
+    expect_folder_kind(Path(t_path) if Path(t_path).is_dir() else Path(t_path).parent, "hart", "transformer")
+    expect_folder_kind(v_dir, "hart", "vae")
+    expect_folder_kind(te_path, "hart", "text_encoder")
+    cfg_file, w_file = _transformer_files(Path(t_path), use_ema)
     hcfg = HARTConfig.from_files(_read_json(cfg_file, "transformer"), read_config(v_dir))
     vcfg = vqvae_config(read_config(v_dir), hcfg.patch_nums)
     _check_model_section(config, hcfg, hcfg.patch_nums[-1] * 2 ** (len(vcfg.ch_mult) - 1))
 
-    sd = drop_keys(read_state_dict(w_file), IGNORED_KEYS_HART)  # the 380 MB mask is never read
+    sd = read_state_dict(w_file, "transformer")
+    expect_kind(sd, "hart", "transformer", w_file)
+    sd = drop_keys(sd, IGNORED_KEYS_HART)  # the 380 MB mask is never read
     _check_state(sd, hcfg, w_file)
     with torch.device("meta"):
         model = HART(hcfg)
@@ -335,7 +280,7 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
 
     model = model.to(device=device, dtype=dtype).eval()
     tok = tok.to(device=device, dtype=dtype).eval()
-    text = TextEncoder.load(resolve_weight(config, "text_encoder", offline=offline, progress=progress), device, dtype)
+    text = TextEncoder.load(te_path, device, dtype)
     if text.hidden_size != hcfg.context_dim:
         raise WeightsError(f"the text encoder has hidden size {text.hidden_size} but the transformer expects "
                            f"context_dim={hcfg.context_dim}; check weights.text_encoder")

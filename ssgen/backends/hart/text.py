@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ...checkpoint import check_folder, check_pretrained
 from ...errors import ConfigError, WeightsError, first_line
 from ..quiet import quiet_transformers
 
@@ -37,6 +38,8 @@ SYSTEM_PROMPT = (
     'sentences. Start your response with "Enhanced Prompt:".\n\n'
     "User Prompt:\n"
 )
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")  # fast, or the BPE vocab (+ merges.txt)
 
 
 @dataclass
@@ -58,17 +61,34 @@ class TextEncoder:
 
     @classmethod
     def load(cls, folder: str | Path, device: torch.device, dtype: torch.dtype) -> "TextEncoder":
-        from transformers import AutoModel, AutoTokenizer
-
+        try:
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError:
+            raise WeightsError("HART needs the `transformers` package for its Qwen2 text encoder: "
+                               "pip install 'transformers>=5' (an ssgen dependency)") from None
         folder = Path(folder)
+        if folder.is_file():
+            raise WeightsError(f"{folder} is a file, but weights.text_encoder must be the model's folder (config.json, "
+                               f"tokenizer and weights files), e.g. {folder.parent}")
+        if not (folder / "config.json").is_file():
+            raise WeightsError(f"text encoder folder {folder} has no config.json; check weights.text_encoder "
+                               "(a Qwen2 folder with config.json, weights and tokenizer files)")
+        if not any((folder / name).is_file() for name in TOKENIZER_FILES):  # transformers would build an empty one
+            raise WeightsError(f"text encoder folder {folder} has no tokenizer file ({', '.join(TOKENIZER_FILES)}); "
+                               "download it again (a Hub config lists it in weights.text_encoder.allow)")
         try:
             with quiet_transformers():
                 tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-                model = AutoModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
-        except (OSError, ValueError, KeyError) as e:
+                model, info = AutoModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True,
+                                                        output_loading_info=True)
+        except Exception as e:
+            check_folder(folder)  # a truncated or corrupted file is named as such
+            if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
+                raise
             raise WeightsError(f"cannot load the text encoder from {folder} ({first_line(e)}); check "
                                "weights.text_encoder (a Qwen2 folder with config.json, weights and tokenizer files)") \
                 from None
+        check_pretrained(folder, model, info, "Qwen2 text encoder")
         return cls(tok, model.to(device).eval())
 
     @property

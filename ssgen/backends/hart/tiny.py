@@ -25,8 +25,8 @@ import torch
 import yaml
 
 from ..quiet import quiet_transformers
-from .family import upstream_top_k
 from .model import HART, HARTConfig
+from .options import upstream_top_k
 from .text import SYSTEM_PROMPT
 from .tokenizer import HybridTokenizer, vqvae_config
 

@@ -17,13 +17,13 @@ Latent bookkeeping of one batch (B images, K scales, f_hat on the P x P grid of 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from ...checkpoint import drop_keys, read_state_dict
-from ...errors import ConfigError, WeightsError, first_line
+from ...checkpoint import drop_keys, read_json, read_state_dict
+from ...errors import ConfigError, WeightsError
+from ..kinds import expect_kind
 from ..var.vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
 
 # Keys of the official tokenizer file (after removing the `vae.` prefix) that generation does not use:
@@ -34,13 +34,12 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 
 
 def read_config(folder: Path) -> dict:
+    """tokenizer/config.json; a missing, unreadable or malformed file is a WeightsError."""
     p = Path(folder) / "config.json"
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise WeightsError(f"{p} not found: the HART tokenizer folder needs config.json") from None
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"cannot read {p}: {first_line(e)}") from None
+    if not p.exists():
+        raise WeightsError(f"{p} not found: weights.vae must be HART's tokenizer/ folder (config.json and the "
+                           "weights) or a weights file inside it")
+    return read_json(p, "HART's tokenizer/config.json")
 
 
 def vqvae_config(d: dict, patch_nums: tuple[int, ...]) -> VQVAEConfig:
@@ -75,7 +74,8 @@ def weight_file(folder: Path) -> Path:
 
 def read_tokenizer_state(path: Path) -> dict[str, torch.Tensor]:
     """The tokenizer state dict with the `vae.` prefix removed and unused entries dropped."""
-    sd = read_state_dict(path)
+    sd = read_state_dict(path, "vae")
+    expect_kind(sd, "hart", "vae", path)
     sd = {k[4:] if k.startswith("vae.") else k: v for k, v in sd.items()}
     return drop_keys(sd, IGNORED_KEYS_TOKENIZER)
 

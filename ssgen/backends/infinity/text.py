@@ -18,10 +18,12 @@ from pathlib import Path
 
 import torch
 
+from ...checkpoint import check_folder, check_pretrained
 from ...errors import ConfigError, WeightsError, first_line
 from ..quiet import quiet_transformers
 
 MAX_TOKENS = 512
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # fast or sentencepiece: flan-t5-xl ships both
 
 
 def check_prompts(prompts: list, what: str = "prompt") -> list[str]:
@@ -78,18 +80,28 @@ class TextEncoder:
             from transformers import AutoTokenizer, T5EncoderModel
         except ImportError:
             raise WeightsError("Infinity needs the `transformers` package for its T5 text encoder: "
-                               "pip install 'ssgen[text]'") from None
+                               "pip install 'transformers>=5' (an ssgen dependency)") from None
         folder = Path(folder)
+        if folder.is_file():
+            raise WeightsError(f"{folder} is a file, but weights.text_encoder must be the model's folder (config.json, "
+                               f"tokenizer and weights files), e.g. {folder.parent}")
         if not (folder / "config.json").is_file():
             raise WeightsError(f"text encoder folder {folder} has no config.json; check weights.text_encoder")
+        if not any((folder / name).is_file() for name in TOKENIZER_FILES):  # transformers would build an empty one
+            raise WeightsError(f"text encoder folder {folder} has no tokenizer file ({', '.join(TOKENIZER_FILES)}); "
+                               "download it again (a Hub config lists it in weights.text_encoder.allow)")
         t5_dtype = torch.bfloat16 if device.type == "cuda" and dtype != torch.float32 else torch.float32
         try:
             with quiet_transformers():
                 tok = AutoTokenizer.from_pretrained(str(folder), legacy=True)
-                enc = T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
+                enc, info = T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype, output_loading_info=True)
+        except Exception as e:
+            check_folder(folder)  # a truncated or corrupted file is named as such
+            if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
+                raise
             raise WeightsError(f"cannot load the T5 text encoder from {folder} ({first_line(e)}); "
                                "check weights.text_encoder (config, tokenizer and encoder weights)") from None
+        check_pretrained(folder, enc, info, "T5 text encoder")
         tok.model_max_length = MAX_TOKENS
         return cls(tok, enc.to(device).eval(), device)
 

@@ -1,9 +1,7 @@
 """VAR as a family the generic loop drives: loading (config <-> checkpoint checks) and one generation call.
 
-Weights roles: `transformer` (var_d*.pth) and `vae` (vae_ch160v4096z32.pth). Sampling as upstream's
-`autoregressive_infer_cfg`: CFG weight ramps with the scale, `t_k = cfg * k / (K - 1)`, logits
-`(1 + t) * cond - t * uncond`; top-k/top-p; optional `more_smooth` Gumbel soft embedding.
-A list `cfg` gives t_k for every scale explicitly (no ramp).
+Weights roles: `transformer` (var_d*.pth) and `vae` (vae_ch160v4096z32.pth). The call options and
+their sampling semantics are in options.py.
 """
 
 from __future__ import annotations
@@ -17,22 +15,12 @@ from ...checkpoint import drop_keys, load_into, read_state_dict
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
-from ..common import (
-    Call,
-    cfg_mix,
-    cfg_weights,
-    check_classes,
-    check_known,
-    flag,
-    per_image,
-    recorded,
-    smoothing,
-    top_k_top_p,
-)
+from ..checks import smoothing
+from ..common import Call, cfg_mix, per_image
 from .model import IGNORED_KEYS_VAR, VAR, VARConfig, fields_from_state_dict
+from .options import parse
 from .vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
 
-OPTIONS = ("cfg", "top_k", "top_p", "more_smooth")
 CHECKED_FIELDS = ("depth", "width", "heads", "vocab_size", "latent_channels", "num_classes", "shared_aln")
 
 
@@ -81,15 +69,9 @@ class VarModel:
         return self.n_scales
 
     def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
-        name = self.config.name
-        classes = check_classes(classes, prompts, self.var_cfg.num_classes, name)
-        check_known(options, OPTIONS, "VAR")
-        cfg = options.get("cfg", 1.5)
-        t = cfg_weights(cfg, self.n_scales, name)
-        top_k, top_p = top_k_top_p(options)
-        smooth = flag(options, "more_smooth", False)
-        settings = {"cfg": recorded(cfg), "top_k": top_k, "top_p": top_p, "more_smooth": smooth}
-        return Call(VarRun(self, classes, t, top_k, top_p, smooth), settings)
+        c = self.var_cfg
+        o = parse(self.config.name, classes, prompts, options, self.n_scales, c.num_classes, c.vocab_size)
+        return Call(VarRun(self, classes, o.t, o.top_k, o.top_p, o.smooth), o.settings, o.notes)
 
 
 class VarRun:
@@ -143,6 +125,7 @@ class VarRun:
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
          progress: bool = True) -> VarModel:
     from ...weights import resolve_weight
+    from ..kinds import expect_blocks, expect_kind
 
     try:
         vcfg = VARConfig.from_dict(config.model)
@@ -154,7 +137,10 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     t_path = resolve_weight(config, "transformer", offline=offline, progress=progress)
     v_path = resolve_weight(config, "vae", offline=offline, progress=progress)
 
-    sd = drop_keys(read_state_dict(t_path), IGNORED_KEYS_VAR)
+    sd = read_state_dict(t_path, "transformer")
+    expect_kind(sd, "var", "transformer", t_path)
+    expect_blocks(sd, "blocks.", t_path, "a VAR transformer")
+    sd = drop_keys(sd, IGNORED_KEYS_VAR)
     try:
         found = fields_from_state_dict(sd)
     except (KeyError, ValueError, IndexError) as e:
@@ -165,7 +151,9 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
         var = VAR(vcfg)
     load_into(var, sd, "transformer", t_path)
 
-    vsd = drop_keys(read_state_dict(v_path), IGNORED_KEYS_VAE)
+    vsd = read_state_dict(v_path, "vae")
+    expect_kind(vsd, "var", "vae", v_path)
+    vsd = drop_keys(vsd, IGNORED_KEYS_VAE)
     with torch.device("meta"):
         vae = VQVAE(vae_cfg)
     if "decoder.conv_in.weight" in vsd and vsd["decoder.conv_in.weight"].shape[0] != vae_cfg.ch * vae_cfg.ch_mult[-1]:

@@ -1,0 +1,56 @@
+"""VAR's call options, checked without torch: before any weights load (from the config alone) and
+again when the loaded model starts a call (with the checkpoint's own numbers).
+
+Sampling as upstream's `autoregressive_infer_cfg`: the CFG weight ramps with the scale, t_k = cfg * k /
+(K - 1), and the logits are (1 + t) cond - t uncond; a list `cfg` gives every t_k (no ramp); top-k /
+top-p; optional `more_smooth` Gumbel soft embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..checks import cfg_weights, check_classes, check_known, flag, recorded, top_k_top_p
+
+OPTIONS = ("cfg", "top_k", "top_p", "more_smooth")
+# what a config's `model:` may hold: VARConfig's fields (tests keep the two in sync), the VAE width and
+# the image size (informational)
+MODEL_FIELDS = ("depth", "width", "heads", "patch_nums", "vocab_size", "latent_channels", "num_classes",
+                "shared_aln", "attn_l2_norm", "norm_eps", "vae_ch", "resolution")
+PATCH_NUMS_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
+
+
+@dataclass
+class VarOptions:
+    """One call's parsed options."""
+
+    t: list[float]  # CFG weight per scale
+    top_k: int
+    top_p: float
+    smooth: bool
+    settings: dict[str, Any]  # what the PNGs record
+    notes: list[str] = field(default_factory=list)
+
+
+def parse(model: str, classes: list | None, prompts: list | None, options: dict[str, Any], n_scales: int,
+          num_classes: int, vocab: int) -> VarOptions:
+    check_classes(classes, prompts, num_classes, model)
+    check_known(options, OPTIONS, "VAR")
+    cfg = options.get("cfg", 1.5)
+    t = cfg_weights(cfg, n_scales, model)
+    top_k, top_p, notes = top_k_top_p(options, vocab)
+    smooth = flag(options, "more_smooth", False)
+    settings = {"cfg": recorded(cfg), "top_k": top_k, "top_p": top_p, "more_smooth": smooth}
+    return VarOptions(t, top_k, top_p, smooth, settings, notes)
+
+
+def num_scales(model: dict[str, Any], options: dict[str, Any]) -> int:
+    return len(model.get("patch_nums") or PATCH_NUMS_256)
+
+
+def check(name: str, model: dict[str, Any], classes: list | None, prompts: list | None,
+          options: dict[str, Any]) -> list[str]:
+    """The checks the config alone allows (the loaded model repeats them with the checkpoint's numbers)."""
+    return parse(name, classes, prompts, options, num_scales(model, options), int(model.get("num_classes", 1000)),
+                 int(model.get("vocab_size", 4096))).notes
