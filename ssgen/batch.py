@@ -346,10 +346,8 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
     tears down the process group (nccl on GPUs, gloo otherwise). Rank 0 writes manifest.jsonl at the end
     and raises an SSGenError when images are missing.
     """
-    from .pipeline import Pipeline, load
-
-    config = model.config if isinstance(model, Pipeline) else (
-        model if isinstance(model, ModelConfig) else load_config(model))
+    loaded = not isinstance(model, (str, Path, ModelConfig))  # a Pipeline: no torch import before the checks
+    config = model.config if loaded else (model if isinstance(model, ModelConfig) else load_config(model))
     out_dir, options = Path(out_dir), dict(options or {})
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
@@ -381,9 +379,11 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
             problem = box[0]
         if problem is not None:
             raise problem
-        if isinstance(model, Pipeline):
+        if loaded:
             pipe = model
         else:
+            from .pipeline import load
+
             if rank == 0 and err.is_terminal:
                 err.print(f"[dim]loading {config.name} ...[/]", highlight=False)
             pipe = load(config, device=device, dtype=dtype, offline=offline, progress=rank == 0)

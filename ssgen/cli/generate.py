@@ -199,7 +199,6 @@ def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, save
     from ..calls import check_call
     from ..config import load_config
     from ..output import GRID_LIMIT
-    from ..pipeline import load
 
     config = load_config(flags.model)
     flat, _ = conditions(classes, prompts, n)
@@ -228,6 +227,8 @@ def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, save
         # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
         if err.is_terminal:
             err.print(f"[dim]loading {config.name} ...[/]", highlight=False)
+        from ..pipeline import load  # torch: only once every input check has passed
+
         pipe = load(config, device=flags.device, dtype=flags.dtype, offline=True if flags.offline else None,
                     progress=True)
     except BaseException:
