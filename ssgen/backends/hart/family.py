@@ -16,13 +16,13 @@ then one (2B, l, Cvae) draw per step, as upstream's global-RNG calls after `torc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...checkpoint import drop_keys, load_into, read_json, read_state_dict
+from ...checkpoint import drop_keys, empty_model, load_into, read_json, read_state_dict, unused_note
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
@@ -51,6 +51,7 @@ class HartModel:
     dtype: torch.dtype
     offline: bool | None = None
     safety: Any = None  # SafetyChecker, loaded on first use
+    notes: list[str] = field(default_factory=list)  # what loading adapted, as upstream does (one line)
 
     @property
     def patch_nums(self) -> tuple[int, ...]:
@@ -84,7 +85,7 @@ class HartModel:
                 self.safety = load_checker(self.config, self.device, self.offline)
             self.safety.check(o.prompts)
         enc = self.encode(o.prompts, o.system_prompt)
-        return Call(HartRun(self, enc, o), o.settings, o.notes + list(enc.notes))
+        return Call(HartRun(self, enc, o), o.settings, o.notes + self.notes + list(enc.notes))
 
 
 class HartRun:
@@ -244,6 +245,16 @@ def _check_state(sd: dict, hcfg: HARTConfig, path: Path) -> None:
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
          progress: bool = True) -> HartModel:
+    """Load the llm/ and tokenizer/ folders and the Qwen2 text encoder, every tensor cast to `dtype` as it
+    is assigned (upstream casts the whole model too).
+
+    As upstream: `llm/ema_model.bin` is loaded strictly (upstream's `load_state_dict` on top of the
+    from_pretrained model); `pytorch_model.bin` (use_ema: false) and the tokenizer's weights through
+    from_pretrained semantics: keys the model lacks (the discriminator, the encoder...) are ignored, said
+    in one note (`HartModel.notes`); the training-only buffers are neither needed nor required; the
+    `torch_dtype` field of a config.json is ignored (transformers 4.42 loads in float32 unless told
+    otherwise: ssgen loads in the run dtype whatever the file's). Missing weights and wrong shapes are
+    errors naming the file (from_pretrained also raises on a wrong shape)."""
     from ...weights import resolve_weight
     from ..kinds import expect_folder_kind, expect_kind
 
@@ -263,25 +274,29 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     vcfg = vqvae_config(read_config(v_dir), hcfg.patch_nums)
     _check_model_section(config, hcfg, hcfg.patch_nums[-1] * 2 ** (len(vcfg.ch_mult) - 1))
 
-    sd = read_state_dict(w_file, "transformer")
+    sd = read_state_dict(w_file, "transformer")  # memory-mapped: nothing is read yet
     expect_kind(sd, "hart", "transformer", w_file)
     sd = drop_keys(sd, IGNORED_KEYS_HART)  # the 380 MB mask is never read
     _check_state(sd, hcfg, w_file)
-    with torch.device("meta"):
+    with empty_model():
         model = HART(hcfg)
-    load_into(model, sd, "transformer", w_file)
+    strict = w_file.name == "ema_model.bin"  # upstream: load_state_dict(strict=True); from_pretrained otherwise
+    ignored = load_into(model, sd, "transformer", w_file, dtype=dtype, device=device, unexpected_ok=not strict)
+    done = [unused_note(ignored, f"{w_file.parent.name}/{w_file.name}")]
     del sd
 
     v_file = Path(v_path) if Path(v_path).is_file() else weight_file(v_dir)
     vsd = read_tokenizer_state(v_file)
-    with torch.device("meta"):
+    with empty_model():
         tok = HybridTokenizer(vcfg)
-    load_into(tok, vsd, "vae", v_file)
+    ignored = load_into(tok, vsd, "vae", v_file, dtype=dtype, device=device, unexpected_ok=True)
+    done.append(unused_note(ignored, f"{v_file.parent.name}/{v_file.name}"))
 
-    model = model.to(device=device, dtype=dtype).eval()
-    tok = tok.to(device=device, dtype=dtype).eval()
     text = TextEncoder.load(te_path, device, dtype)
     if text.hidden_size != hcfg.context_dim:
         raise WeightsError(f"the text encoder has hidden size {text.hidden_size} but the transformer expects "
                            f"context_dim={hcfg.context_dim}; check weights.text_encoder")
-    return HartModel(config, hcfg, model, tok, text, device, dtype, offline)
+    done = [d for d in done if d]
+    notes = [f"{config.name} loaded as upstream's from_pretrained does: {'; '.join(done)}"] if done else []
+    return HartModel(config, hcfg, model.eval(), tok.eval(), text, device, dtype, offline, notes=notes)
+

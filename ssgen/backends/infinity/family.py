@@ -10,18 +10,18 @@ The call options, their sampling semantics and the resolution templates are in o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ...checkpoint import drop_keys, load_into, read_state_dict, unwrap
+from ...checkpoint import drop_keys, empty_model, load_into, read_state_dict, unused_note, unwrap
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
 from ..common import Call, per_image
-from .model import IGNORED_KEYS_INFINITY, Infinity, InfinityConfig, fields_from_state_dict, rope_2d
+from .model import IGNORED_KEYS_INFINITY, Infinity, InfinityConfig, fields_from_state_dict, rope_2d, upstream_cfg_uncond
 from .options import Resolution, num_scales, parse
 from .text import TextEncoder
 from .vae import BSQVAE, IGNORED_KEYS_VAE, VAEConfig, patchify, unpatchify_bits, upsample_to
@@ -42,6 +42,7 @@ class InfinityModel:
     text: Any  # TextEncoder, or anything with .encode(prompts, offload=, what=) -> (packed, lens, notes)
     device: torch.device
     dtype: torch.dtype
+    notes: list[str] = field(default_factory=list)  # what loading adapted, as upstream does (one line)
 
     def num_scales(self, options: dict[str, Any]) -> int:
         return num_scales(self.config.model, options)
@@ -53,7 +54,7 @@ class InfinityModel:
     def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
         o = parse(self.config.name, classes, prompts, options)
         run = InfinityRun(self, o.prompts, o.negative, o.cfg, o.tau, o.top_k, o.top_p, o.res, o.offload)
-        return Call(run, o.settings, o.notes + run.notes)
+        return Call(run, o.settings, o.notes + self.notes + run.notes)
 
 
 class InfinityRun:
@@ -164,9 +165,10 @@ def _transformer_file(path: Path) -> Path:
 
 
 def _check_transformer(config: ModelConfig, icfg: InfinityConfig, found: dict, path) -> None:
+    # not text_maxlen: the model's comes from the config, and cfg_uncond is fitted to it (_fit_cfg_uncond)
     checks = [("depth", icfg.depth), ("embed_dim", icfg.embed_dim), ("num_heads", icfg.num_heads),
               ("block_chunks", icfg.block_chunks), ("text_channels", icfg.text_channels),
-              ("text_maxlen", icfg.text_maxlen), ("ffn_hidden", icfg.ffn_hidden)]
+              ("ffn_hidden", icfg.ffn_hidden)]
     for f, want in checks:
         if found[f] != want:
             raise WeightsError(f"transformer checkpoint {path} has {f}={found[f]} but config {config.name} says "
@@ -176,6 +178,23 @@ def _check_transformer(config: ModelConfig, icfg: InfinityConfig, found: dict, p
             f"transformer checkpoint {path} takes {found['d']}-bit tokens but config {config.name} says "
             f"codebook_dim={icfg.codebook_dim}, apply_spatial_patchify={icfg.apply_spatial_patchify} "
             f"({icfg.d} bits); fix the model section")
+
+
+def _fit_cfg_uncond(sd: dict, icfg: InfinityConfig, path: Path) -> str | None:
+    """Fit the checkpoint's null text `cfg_uncond` (rows, Ct5) to the model's text_maxlen rows, as upstream's
+    `load_state_dict` does: longer is truncated, shorter is completed with the rows upstream's constructor
+    gives (`upstream_cfg_uncond`; they only matter for prompts longer than the file's rows). Returns what
+    was done, for the load note; None when it already fits (or is no (rows, Ct5) matrix: check_keys names that)."""
+    old, rows, Ct5 = sd.get("cfg_uncond"), icfg.text_maxlen, icfg.text_channels
+    if not isinstance(old, torch.Tensor) or old.dim() != 2 or old.shape[1] != Ct5 or old.shape[0] == rows:
+        return None
+    n = old.shape[0]
+    if n > rows:
+        sd["cfg_uncond"] = old[:rows]
+        return f"cfg_uncond of {path.name} truncated from {n} to the model's text_maxlen {rows} rows"
+    sd["cfg_uncond"] = torch.cat((old.float(), upstream_cfg_uncond(rows, Ct5)[n:]))  # (rows, Ct5)
+    return (f"cfg_uncond of {path.name} padded from {n} to the model's text_maxlen {rows} rows with upstream's "
+            "initial null text")
 
 
 def _check_vae(config: ModelConfig, icfg: InfinityConfig, vcfg: VAEConfig, path) -> None:
@@ -198,7 +217,20 @@ def _check_vae(config: ModelConfig, icfg: InfinityConfig, vcfg: VAEConfig, path)
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
          progress: bool = True, text: Any = None) -> InfinityModel:
-    """Load transformer, VAE and text encoder (`text` replaces the T5 encoder, e.g. in benchmarks)."""
+    """Load transformer, VAE and text encoder (`text` replaces the T5 encoder, e.g. in benchmarks).
+
+    As upstream (`load_state_dict(strict=False)` for the transformer, `load_cnn` for the VAE), keys the
+    model lacks are ignored, the training-only buffers dropped and cfg_uncond fitted to text_maxlen, all
+    said in one note (`InfinityModel.notes`); missing keys and wrong shapes stay errors naming the file.
+    Precision as upstream: the blocks in `dtype`, the rest of the transformer in float32, the VAE in
+    `dtype`, T5 in bfloat16 unless the run is float32 (text.py); each tensor is cast as it is assigned.
+
+    Memory (Infinity-8B in bf16 on a 24 GiB CPU machine): transformer 16.45 GB of bf16 blocks + 0.61 GB
+    of float32 rest, T5-xl's encoder 2.45 GB, VAE decoder ~0.1 GB, torch and transformers ~0.3 GB, one
+    256 px image's KV caches ~1 GB: ~21 GB of 25.3 GB, so both stay resident. Encoding the prompts first
+    and freeing the encoder before the transformer loads would only help the first call (every later call
+    needs the encoder again while the transformer is resident), so it is not done.
+    """
     from ...weights import resolve_weight
     from ..kinds import expect_blocks, expect_folder_kind, expect_kind
 
@@ -213,7 +245,7 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     if te_path is not None:  # a wrong folder is named before gigabytes load
         expect_folder_kind(te_path, "infinity", "text_encoder")
 
-    sd = read_state_dict(t_path, "transformer")
+    sd = read_state_dict(t_path, "transformer")  # memory-mapped: nothing is read yet
     expect_kind(sd, "infinity", "transformer", t_path)
     expect_blocks(sd, "block_chunks.", t_path, "an Infinity transformer")
     sd = drop_keys(sd, IGNORED_KEYS_INFINITY)
@@ -223,9 +255,12 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
         raise WeightsError(f"{t_path} is not an Infinity transformer checkpoint (no {e}); "
                            "check weights.transformer") from None
     _check_transformer(config, icfg, found, t_path)
-    with torch.device("meta"):
+    done = [_fit_cfg_uncond(sd, icfg, Path(t_path))]
+    with empty_model():
         model = Infinity(icfg)
-    load_into(model, sd, "transformer", t_path)
+    ignored = load_into(model, sd, "transformer", t_path, dtype=dtype, device=device, cast=Infinity.in_blocks,
+                        unexpected_ok=True)
+    done.append(unused_note(ignored, Path(t_path).name))
     del sd
 
     vsd = read_state_dict(v_path, "vae")
@@ -236,16 +271,18 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     except (KeyError, ValueError, IndexError) as e:
         raise WeightsError(f"{v_path} is not an Infinity BSQ VAE checkpoint (no {e}); check weights.vae") from None
     _check_vae(config, icfg, vcfg, v_path)
-    with torch.device("meta"):
+    with empty_model():
         vae = BSQVAE(vcfg)
-    load_into(vae, vsd, "vae", v_path)
+    ignored = load_into(vae, vsd, "vae", v_path, dtype=dtype, device=device, unexpected_ok=True)
+    done.append(unused_note(ignored, Path(v_path).name))
 
     if text is None:
         text = TextEncoder.load(te_path, device, dtype)
     if getattr(text, "channels", icfg.text_channels) != icfg.text_channels:
         raise WeightsError(f"the text encoder has {text.channels} channels but {config.name}'s transformer "
                            f"expects {icfg.text_channels} (flan-t5-xl: 2048); check weights.text_encoder")
-    model = model.blocks_to(dtype).to(device=device).eval()  # blocks cast before they travel
-    model.prepack_cpu()  # on the CPU: every Linear oneDNN-prepacked (faster; a row does not depend on the batch)
-    vae = vae.to(device=device, dtype=dtype).eval()
-    return InfinityModel(config, icfg, model, vae, text, device, dtype)
+    model.eval().prepack_cpu()  # on the CPU: every Linear oneDNN-prepacked (faster; a row does not depend on the batch)
+    done = [d for d in done if d]
+    notes = [f"{config.name} loaded as upstream's loader does: {'; '.join(done)}"] if done else []
+    return InfinityModel(config, icfg, model, vae.eval(), text, device, dtype, notes)
+

@@ -53,11 +53,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...checkpoint import trim_heap
 from ...errors import ConfigError
 
 # The K part of every qkv/kv bias is an all-zero buffer upstream (persistent, so it is in the files):
-# built at run time instead.
-IGNORED_KEYS_INFINITY: tuple[str, ...] = ("*zero_k_bias",)
+# built at run time instead. The training-only buffers upstream's `load_state_dict` drops when a file
+# carries them (the released files do not) are dropped too.
+IGNORED_KEYS_INFINITY: tuple[str, ...] = ("*zero_k_bias", "lvl_1L", "attn_bias_for_masking", "Infinity_visible_kvlen",
+                                          "Infinity_invisible_qlen")
 
 MAX_SCALE_MUL = math.log(100.0)  # clamp of the learned log attention scale (official: ln 100)
 N_LEVELS = 15  # rows of lvl_embed (upstream's constant)
@@ -144,6 +147,15 @@ def fields_from_state_dict(sd: dict) -> dict:
         text_channels=sd["text_norm.weight"].shape[0], text_maxlen=sd["cfg_uncond"].shape[0],
         ffn_hidden=sd["block_chunks.0.module.0.ffn.fc1.weight"].shape[0], per_chunk=per_chunk,
     )
+
+
+def upstream_cfg_uncond(rows: int, Ct5: int) -> torch.Tensor:
+    """The null text upstream's constructor gives `cfg_uncond` (rows, Ct5) float32, before any checkpoint
+    loads: a truncated normal (std 1.2, cut at +-2) drawn on the CPU from a generator seeded with 0,
+    divided by sqrt(Ct5). Upstream's `load_state_dict` pads a shorter checkpoint's cfg_uncond with these
+    rows, so ssgen pads with the same values (deterministic, whatever the machine)."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    return nn.init.trunc_normal_(torch.empty(rows, Ct5), std=1.2, generator=g) / Ct5**0.5
 
 
 # ------------------------------------------------------------------------------------------------
@@ -485,8 +497,14 @@ class Infinity(nn.Module):
     def blocks(self) -> list[CrossAttnBlock]:
         return [b for chunk in self.block_chunks for b in chunk.module]
 
+    @staticmethod
+    def in_blocks(name: str) -> bool:
+        """Whether a state-dict entry belongs to the blocks: the tensors that run in the run dtype (blocks_to)."""
+        return name.startswith("block_chunks.")
+
     def blocks_to(self, dtype: torch.dtype) -> "Infinity":
-        """Cast only the blocks (upstream runs `block.bfloat16()`; everything else stays float32)."""
+        """Cast only the blocks (upstream runs `block.bfloat16()`; everything else stays float32). Loading
+        applies the same policy tensor by tensor (`in_blocks`), so a loaded model never needs this."""
         for chunk in self.block_chunks:
             chunk.to(dtype)
         return self
@@ -515,6 +533,7 @@ class Infinity(nn.Module):
             if ok[m.weight.dtype] and "packed" not in m.__dict__:
                 m.packed = torch.ops.mkldnn._reorder_linear_weight(m.weight)
                 m.weight = nn.Parameter(m.weight.new_empty(0), requires_grad=False)  # the packed copy replaces it
+                trim_heap()  # the freed weight's memory goes back to the OS: the peak stays model + one weight
         return all(ok.values())
 
     # --------------------------------------------------------------------------------- inference

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ...checkpoint import drop_keys, load_into, read_state_dict
+from ...checkpoint import drop_keys, empty_model, load_into, read_state_dict
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
@@ -147,21 +147,19 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
         raise WeightsError(f"{t_path} is not a VAR transformer checkpoint (no {e}); "
                            "check weights.transformer") from None
     vcfg = _check_fields(config, vcfg, found, t_path)
-    with torch.device("meta"):
+    # upstream loads both files strictly (load_state_dict(strict=True)); every tensor is cast to the run dtype
+    with empty_model():
         var = VAR(vcfg)
-    load_into(var, sd, "transformer", t_path)
+    load_into(var, sd, "transformer", t_path, dtype=dtype, device=device)
 
     vsd = read_state_dict(v_path, "vae")
     expect_kind(vsd, "var", "vae", v_path)
     vsd = drop_keys(vsd, IGNORED_KEYS_VAE)
-    with torch.device("meta"):
-        vae = VQVAE(vae_cfg)
     if "decoder.conv_in.weight" in vsd and vsd["decoder.conv_in.weight"].shape[0] != vae_cfg.ch * vae_cfg.ch_mult[-1]:
         got = vsd["decoder.conv_in.weight"].shape[0] // vae_cfg.ch_mult[-1]
         raise WeightsError(f"VAE checkpoint {v_path} has ch={got} but config {config.name} says vae_ch={vae_cfg.ch}; "
                            "fix model.vae_ch or weights.vae")
-    load_into(vae, vsd, "vae", v_path)
-
-    var = var.to(device=device, dtype=dtype).eval()
-    vae = vae.to(device=device, dtype=dtype).eval()
-    return VarModel(config, vcfg, var, vae, device, dtype)
+    with empty_model():
+        vae = VQVAE(vae_cfg)
+    load_into(vae, vsd, "vae", v_path, dtype=dtype, device=device)
+    return VarModel(config, vcfg, var.eval(), vae.eval(), device, dtype)
