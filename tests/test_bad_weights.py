@@ -4,7 +4,7 @@ Truncated, empty, corrupted or foreign files in every role of the three families
 wrong part, and `ssgen models path|remove|download` of models that are not downloaded or unknown. The
 headline cases run the CLI (one as a subprocess, the rest in this process through Typer's runner: exit
 code 2, one `error:` line, no traceback); the others call `ssgen.load`, which is what the CLI runs. All
-on the tiny models.
+on the tiny models (conftest's, never written to: a damaged file is always a copy).
 """
 
 from __future__ import annotations
@@ -26,20 +26,6 @@ from ssgen.errors import SSGenError, WeightsError
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>\n"
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 1803182080\n"
-
-
-@pytest.fixture(scope="module")
-def tiny_inf_bw(tmp_path_factory) -> Path:
-    from ssgen.backends.infinity.tiny import make_tiny_infinity
-
-    return make_tiny_infinity(tmp_path_factory.mktemp("bw-inf"))
-
-
-@pytest.fixture(scope="module")
-def tiny_hart_bw(tmp_path_factory) -> Path:
-    from ssgen.backends.hart.tiny import make_tiny_hart
-
-    return make_tiny_hart(tmp_path_factory.mktemp("bw-hart"))
 
 
 def model_with(src: Path, tmp: Path, **paths: Path) -> Path:
@@ -94,10 +80,10 @@ def load_error(yml: Path, *needles: str) -> str:
 
 
 @pytest.mark.parametrize("family", ["infinity", "hart"])
-def test_truncated_text_encoder(family, tiny_inf_bw, tiny_hart_bw, tmp_path):
+def test_truncated_text_encoder(family, tiny_inf, tiny_hart, tmp_path):
     """A half-downloaded text-encoder model.safetensors (T5 for Infinity, Qwen2 for HART) is named, with the fix.
     Infinity's runs the installed `ssgen` as a subprocess, HART's the same CLI in this process."""
-    src = tiny_inf_bw if family == "infinity" else tiny_hart_bw
+    src = tiny_inf if family == "infinity" else tiny_hart
     te = copy_folder(src.parent / "text_encoder", tmp_path / "text_encoder")
     truncated(te / "model.safetensors", te / "model.safetensors")
     out = tmp_path / "x.png"
@@ -181,16 +167,16 @@ def test_damaged_var_file(role, damage, needles, tiny_var, tmp_path):
     assert "pickled" not in message
 
 
-def test_damaged_infinity_and_hart_files(tiny_inf_bw, tiny_hart_bw, tmp_path):
+def test_damaged_infinity_and_hart_files(tiny_inf, tiny_hart, tmp_path):
     """Infinity's .pth files and HART's llm/*.bin, tokenizer safetensors and JSON configs."""
-    inf = tiny_inf_bw.parent
+    inf = tiny_inf.parent
     bad = truncated(inf / "vae.pth", tmp_path / "vae.pth", 0.1)
-    load_error(model_with(tiny_inf_bw, tmp_path, vae=bad), str(bad), "truncated")
+    load_error(model_with(tiny_inf, tmp_path, vae=bad), str(bad), "truncated")
     (tmp_path / "t.pth").write_bytes(HTML)
-    load_error(model_with(tiny_inf_bw, tmp_path, transformer=tmp_path / "t.pth"), "an HTML page")
+    load_error(model_with(tiny_inf, tmp_path, transformer=tmp_path / "t.pth"), "an HTML page")
 
-    hart = copy_folder(tiny_hart_bw.parent / "hart", tmp_path / "hart")
-    yml = model_with(tiny_hart_bw, tmp_path, transformer=hart / "llm", vae=hart / "tokenizer")
+    hart = copy_folder(tiny_hart.parent / "hart", tmp_path / "hart")
+    yml = model_with(tiny_hart, tmp_path, transformer=hart / "llm", vae=hart / "tokenizer")
     tok = hart / "tokenizer" / "model.safetensors"
     good = tok.read_bytes()
     truncated(tok, tok)
@@ -206,23 +192,23 @@ def test_damaged_infinity_and_hart_files(tiny_inf_bw, tiny_hart_bw, tmp_path):
     load_error(yml, "holds a JSON list, not HART's llm/config.json")
 
 
-def test_damaged_text_encoder_files(tiny_inf_bw, tiny_hart_bw, tmp_path):
+def test_damaged_text_encoder_files(tiny_inf, tiny_hart, tmp_path):
     """Broken tokenizer/config files, a missing tokenizer, and weights of another model in the folder."""
-    te = copy_folder(tiny_inf_bw.parent / "text_encoder", tmp_path / "t5")
-    yml = model_with(tiny_inf_bw, tmp_path, text_encoder=te)
+    te = copy_folder(tiny_inf.parent / "text_encoder", tmp_path / "t5")
+    yml = model_with(tiny_inf, tmp_path, text_encoder=te)
     (te / "tokenizer.json").write_bytes(HTML)
     load_error(yml, str(te / "tokenizer.json"), "not valid JSON", "an HTML page")
     (te / "tokenizer.json").unlink()
     load_error(yml, "has no tokenizer file (tokenizer.json, spiece.model)")
-    shutil.copy(tiny_inf_bw.parent / "text_encoder" / "tokenizer.json", te / "tokenizer.json")
-    shutil.copy(tiny_hart_bw.parent / "text_encoder" / "model.safetensors", te / "model.safetensors")
+    shutil.copy(tiny_inf.parent / "text_encoder" / "tokenizer.json", te / "tokenizer.json")
+    shutil.copy(tiny_hart.parent / "text_encoder" / "model.safetensors", te / "model.safetensors")
     load_error(yml, "T5 text encoder weights", "lack 22 of the model's 22 tensors", "another model")
 
-    qwen = copy_folder(tiny_hart_bw.parent / "text_encoder", tmp_path / "qwen")
-    yml = model_with(tiny_hart_bw, tmp_path, text_encoder=qwen)
+    qwen = copy_folder(tiny_hart.parent / "text_encoder", tmp_path / "qwen")
+    yml = model_with(tiny_hart, tmp_path, text_encoder=qwen)
     (qwen / "config.json").write_text("")
     load_error(yml, str(qwen / "config.json"), "is empty (0 bytes)")
-    load_error(model_with(tiny_hart_bw, tmp_path, text_encoder=qwen / "model.safetensors"),
+    load_error(model_with(tiny_hart, tmp_path, text_encoder=qwen / "model.safetensors"),
                "is a file, but weights.text_encoder must be the model's folder")
 
 
@@ -243,10 +229,10 @@ def test_pickled_objects_are_named_as_such(tmp_path):
         read_state_dict(p)
 
 
-def test_sharded_checkpoint_with_missing_or_truncated_shard(tiny_inf_bw, tmp_path):
+def test_sharded_checkpoint_with_missing_or_truncated_shard(tiny_inf, tmp_path):
     from safetensors.torch import save_file
 
-    sd = torch.load(tiny_inf_bw.parent / "transformer.pth", weights_only=True)
+    sd = torch.load(tiny_inf.parent / "transformer.pth", weights_only=True)
     folder = tmp_path / "transformer"
     folder.mkdir()
     keys = sorted(sd)
@@ -256,7 +242,7 @@ def test_sharded_checkpoint_with_missing_or_truncated_shard(tiny_inf_bw, tmp_pat
         save_file({k: sd[k].contiguous() for k in part}, str(folder / name))
         weight_map.update(dict.fromkeys(part, name))
     (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
-    yml = model_with(tiny_inf_bw, tmp_path, transformer=folder)
+    yml = model_with(tiny_inf, tmp_path, transformer=folder)
     ssgen_api.load(str(yml), device="cpu", dtype="float32")  # the sharded layout loads
     truncated(folder / names[1], folder / names[1])
     load_error(yml, str(folder / names[1]), "truncated")
@@ -269,25 +255,25 @@ def test_sharded_checkpoint_with_missing_or_truncated_shard(tiny_inf_bw, tmp_pat
 # ------------------------------------------------------------------------------------------------
 
 
-def test_files_of_another_part_or_model(tiny_var, tiny_inf_bw, tiny_hart_bw, tmp_path):
-    var, inf, hart = tiny_var.parent, tiny_inf_bw.parent, tiny_hart_bw.parent
+def test_files_of_another_part_or_model(tiny_var, tiny_inf, tiny_hart, tmp_path):
+    var, inf, hart = tiny_var.parent, tiny_inf.parent, tiny_hart.parent
     load_error(model_with(tiny_var, tmp_path, vae=var / "transformer.pth"),
                "is a VAR transformer checkpoint, not a VAR VQVAE (it belongs in weights.transformer)",
                "vae_ch160v4096z32.pth")
     load_error(model_with(tiny_var, tmp_path, vae=inf / "vae.pth"),
                "is an Infinity BSQ VAE checkpoint, not a VAR VQVAE (it belongs to an Infinity model)")
-    load_error(model_with(tiny_inf_bw, tmp_path, transformer=inf / "vae.pth"),
+    load_error(model_with(tiny_inf, tmp_path, transformer=inf / "vae.pth"),
                "is an Infinity BSQ VAE checkpoint, not an Infinity transformer (it belongs in weights.vae)",
                "infinity_2b_reg.pth")
-    load_error(model_with(tiny_inf_bw, tmp_path, vae=var / "vae.pth"), "is a VAR VQVAE checkpoint",
+    load_error(model_with(tiny_inf, tmp_path, vae=var / "vae.pth"), "is a VAR VQVAE checkpoint",
                "infinity_vae_d32reg.pth")
-    load_error(model_with(tiny_inf_bw, tmp_path, text_encoder=hart / "text_encoder"),
+    load_error(model_with(tiny_inf, tmp_path, text_encoder=hart / "text_encoder"),
                "is a Qwen2 text encoder folder, not a T5 text encoder", "google/flan-t5-xl")
-    load_error(model_with(tiny_hart_bw, tmp_path, transformer=hart / "hart" / "tokenizer"),
+    load_error(model_with(tiny_hart, tmp_path, transformer=hart / "hart" / "tokenizer"),
                "is a HART tokenizer (tokenizer/) folder, not a HART transformer (llm/)", "weights.vae")
-    load_error(model_with(tiny_hart_bw, tmp_path, transformer=hart / "hart"),
+    load_error(model_with(tiny_hart, tmp_path, transformer=hart / "hart"),
                "holds one: point weights.transformer at", str(hart / "hart" / "llm"))
-    load_error(model_with(tiny_hart_bw, tmp_path, text_encoder=inf / "text_encoder"),
+    load_error(model_with(tiny_hart, tmp_path, text_encoder=inf / "text_encoder"),
                "is a T5 text encoder folder, not a Qwen2 text encoder")
     torch.save({"model": {"w": torch.zeros(1)}, "epoch": 3}, tmp_path / "nested.pth")
     load_error(model_with(tiny_var, tmp_path, transformer=tmp_path / "nested.pth"), "nested under 'model'")

@@ -1,4 +1,7 @@
-"""`ssgen batch`: job files, sharding under torchrun, resume after SIGKILL, manifest, pack-npz."""
+"""`ssgen batch`: job files, sharding under torchrun, resume after SIGKILL, manifest, pack-npz.
+
+The CLI runs in this process (Typer's runner) except where a real process is the point: torchrun's
+workers, and the run that is killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -11,13 +14,24 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
-from test_cli import ssgen, ssgen_here
+from test_cli import ssgen_here
 
 from ssgen.batch import groups, jobs_from_flags, parse_class_ranges, read_jobs
 from ssgen.errors import ConfigError
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # torchrun gives each worker one thread; compare like with like
+
+
+def here_one_thread(*args: str):
+    """`ssgen_here` on one thread, as each torchrun worker (and each ONE_THREAD subprocess) computes."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return ssgen_here(*args)
+    finally:
+        torch.set_num_threads(n)
 
 
 def pngs(d):
@@ -35,7 +49,7 @@ def manifest(d):
 def test_torchrun_two_processes_equal_single_process(tiny_var, tmp_path):
     single, multi = tmp_path / "single", tmp_path / "multi"
     args = ["-m", str(tiny_var), "--classes", "0-2", "--per-class", "3", "--seed", "10"]
-    r = ssgen("batch", *args, "--out", str(single), "--batch-size", "4", env=ONE_THREAD)
+    r = here_one_thread("batch", *args, "--out", str(single), "--batch-size", "4")
     assert r.returncode == 0, r.stderr
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "ssgen", "batch", *args, "--out", str(multi), "--batch-size", "2"]
@@ -56,11 +70,11 @@ def test_torchrun_two_processes_equal_single_process(tiny_var, tmp_path):
 def test_sigkill_and_resume(tiny_var, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
     args = ["-m", str(tiny_var), "--classes", "0-7", "--per-class", "1", "--batch-size", "1"]
-    r = ssgen("batch", *args, "--out", str(ref))
+    r = here_one_thread("batch", *args, "--out", str(ref))
     assert r.returncode == 0, r.stderr
     proc = subprocess.Popen([sys.executable, "-m", "ssgen", "batch", *args, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+                            env=dict(os.environ, HF_HUB_OFFLINE="1", **ONE_THREAD))
     deadline = time.time() + 120
     while time.time() < deadline and len(pngs(out) if out.exists() else []) < 2:
         time.sleep(0.02)
@@ -68,7 +82,7 @@ def test_sigkill_and_resume(tiny_var, tmp_path):
     proc.wait()
     n_before = len(pngs(out))
     assert 2 <= n_before < 8, "the run must have been killed mid-way"
-    r = ssgen("batch", *args, "--out", str(out))
+    r = here_one_thread("batch", *args, "--out", str(out))  # the resume: here, on the killed run's one thread
     assert r.returncode == 0, r.stderr
     assert f"({n_before} of rank 0's 8 were already there)" in r.stdout
     assert pngs(out) == pngs(ref) and len(pngs(out)) == 8
@@ -82,13 +96,13 @@ def test_sigkill_and_resume(tiny_var, tmp_path):
 def test_resume_regenerates_damaged_and_missing(tiny_var, tmp_path):
     out = tmp_path / "out"
     args = ["-m", str(tiny_var), "--classes", "5", "--per-class", "4", "--out", str(out)]
-    assert ssgen("batch", *args).returncode == 0
+    assert ssgen_here("batch", *args).returncode == 0
     good = pixels(out / "000001.png")
     data = (out / "000001.png").read_bytes()
     (out / "000001.png").write_bytes(data[: len(data) // 2])  # damaged
     (out / "000002.png").unlink()  # missing
     before = (out / "000000.png").stat().st_mtime_ns
-    r = ssgen("batch", *args)
+    r = ssgen_here("batch", *args)
     assert r.returncode == 0, r.stderr
     assert np.array_equal(pixels(out / "000001.png"), good)
     assert (out / "000002.png").is_file()
@@ -98,26 +112,26 @@ def test_resume_regenerates_damaged_and_missing(tiny_var, tmp_path):
 def test_changed_setting_is_an_error_unless_overwrite(tiny_var, tmp_path):
     out = tmp_path / "out"
     args = ["-m", str(tiny_var), "--classes", "1", "--per-class", "2", "--out", str(out)]
-    assert ssgen("batch", *args).returncode == 0
-    r = ssgen("batch", *args, "--cfg", "1.5")
+    assert ssgen_here("batch", *args).returncode == 0
+    r = ssgen_here("batch", *args, "--cfg", "1.5")
     assert r.returncode == 2 and "another run" in r.stderr and "options" in r.stderr
-    r = ssgen("batch", *args, "--cfg", "1.5", "--overwrite")
+    r = ssgen_here("batch", *args, "--cfg", "1.5", "--overwrite")
     assert r.returncode == 0, r.stderr
     assert all(e["cfg"] == 1.5 for e in manifest(out))
 
 
 def test_pack_npz(tiny_var, tmp_path):
     out = tmp_path / "run"
-    r = ssgen("batch", "-m", str(tiny_var), "--classes", "3-4", "--per-class", "2", "--out", str(out))
+    r = ssgen_here("batch", "-m", str(tiny_var), "--classes", "3-4", "--per-class", "2", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    r = ssgen("pack-npz", str(out))
+    r = ssgen_here("pack-npz", str(out))
     assert r.returncode == 0, r.stderr
     arr = np.load(tmp_path / "run.npz")["arr_0"]
     assert arr.shape == (4, 64, 64, 3) and arr.dtype == np.uint8
     for i in range(4):
         assert np.array_equal(arr[i], pixels(out / f"{i:06d}.png"))
     (out / "000003.png").unlink()
-    r = ssgen("pack-npz", str(out))
+    r = ssgen_here("pack-npz", str(out))
     assert r.returncode == 2 and "missing 1 of 4" in r.stderr
 
 
@@ -127,7 +141,7 @@ def test_job_files_with_overrides(tiny_var, tmp_path):
                   '{"class": 4, "ssg": {"enabled": false, "beta": 2}}\n'
                   '{"class": 5, "ssg": {"beta": "0,0,0.5,1", "scales": "1-3"}}\n')
     out = tmp_path / "out"
-    r = ssgen("batch", "-m", str(tiny_var), "--jobs", str(jl), "--out", str(out), "--seed", "5")
+    r = ssgen_here("batch", "-m", str(tiny_var), "--jobs", str(jl), "--out", str(out), "--seed", "5")
     assert r.returncode == 0, r.stderr
     m = manifest(out)
     assert [(e["class"], e["seed"], e["cfg"]) for e in m] == [(1, 5, 4.0), (2, 99, 1.5), (3, 7, 4.0), (4, 8, 4.0),
@@ -239,7 +253,7 @@ def test_batch_bad_input(tiny_var, tmp_path, args, msg):
     pf.write_text("a fox\n")
     args = [str(pf) if a == "PROMPTS" else a for a in args]
     out = tmp_path / "out"
-    r = ssgen("batch", "-m", str(tiny_var), "--out", str(out), *args)
+    r = ssgen_here("batch", "-m", str(tiny_var), "--out", str(out), *args)
     if msg is None:
         assert r.returncode == 0, r.stderr
         return
@@ -250,7 +264,7 @@ def test_batch_bad_input(tiny_var, tmp_path, args, msg):
 def test_preset_needs_var(tmp_path):
     cfg = tmp_path / "t2i.yaml"
     cfg.write_text("name: t2i\nfamily: infinity\nweights: {}\n")
-    r = ssgen("batch", "-m", str(cfg), "--out", str(tmp_path / "o"), "--preset", "imagenet-fid")
+    r = ssgen_here("batch", "-m", str(cfg), "--out", str(tmp_path / "o"), "--preset", "imagenet-fid")
     assert r.returncode == 2 and "preset imagenet-fid is for VAR models" in r.stderr
 
 
@@ -258,5 +272,5 @@ def test_folder_with_foreign_images(tiny_var, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     Image.new("RGB", (8, 8)).save(out / "000000.png")
-    r = ssgen("batch", "-m", str(tiny_var), "--classes", "1", "--out", str(out))
+    r = ssgen_here("batch", "-m", str(tiny_var), "--classes", "1", "--out", str(out))
     assert r.returncode == 2 and "did not write" in r.stderr

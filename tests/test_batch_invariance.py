@@ -39,12 +39,8 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tiny_var, tmp_path_factory) -> dict[str, Path]:
-    from ssgen.backends.hart.tiny import make_tiny_hart
-    from ssgen.backends.infinity.tiny import make_tiny_infinity
-
-    return {"var": tiny_var, "hart": make_tiny_hart(tmp_path_factory.mktemp("bi-hart")),
-            "infinity": make_tiny_infinity(tmp_path_factory.mktemp("bi-inf"))}
+def tiny_models(tiny_var, tiny_hart, tiny_inf) -> dict[str, Path]:
+    return {"var": tiny_var, "hart": tiny_hart, "infinity": tiny_inf}
 
 
 def same_image(ref, i, res, j, family: str, what: str) -> None:

@@ -1,4 +1,6 @@
-"""The CLI through the real entry point (a subprocess), on a tiny random-weight VAR."""
+"""The CLI on a tiny random-weight VAR: most tests run it in this process through Typer's runner
+(`ssgen_here`); a few run the real entry point as a subprocess (`ssgen`): the console script end to
+end, `python -m ssgen`, and `--help` without torch."""
 
 from __future__ import annotations
 
@@ -7,6 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,8 @@ from PIL import Image
 
 
 def ssgen(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The installed `ssgen` console script (else `python -m ssgen`) in a fresh process: interpreter start-up
+    and the torch import included (2-3 s), so only for tests of the entry point itself."""
     exe = shutil.which("ssgen", path=os.path.dirname(sys.executable))
     cmd = [exe] if exe else [sys.executable, "-m", "ssgen"]
     e = dict(os.environ, **(env or {}))
@@ -21,14 +28,42 @@ def ssgen(*args: str, env: dict | None = None, cwd: Path | None = None) -> subpr
     return subprocess.run(cmd + list(args), capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
 
 
-def ssgen_here(*args: str):
+@dataclass
+class Ran:
+    """What a user of a CLI run sees: its exit code (also as `returncode`, like a subprocess), stdout, and
+    stderr with what Python would print there (the warnings a fresh interpreter shows, and the traceback
+    of an exception that escaped)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def returncode(self) -> int:
+        return self.exit_code
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def ssgen_here(*args: str, env: dict | None = None) -> Ran:
     """The CLI run in this process by Typer's test runner: no interpreter start-up, for the tests that do
-    not need the entry point. The result has exit_code, stdout and stderr."""
+    not need the entry point. `env`: variables set for the run only (read at call time, as ssgen does)."""
     from typer.testing import CliRunner
 
     from ssgen.cli import app
 
-    return CliRunner().invoke(app, list(args))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.resetwarnings()  # the filters of a fresh interpreter, not pytest's
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        r = CliRunner().invoke(app, list(args), env=env)  # Click >= 8.2: stderr apart from stdout
+    stderr = r.stderr + "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown)
+    if r.exc_info is not None and not issubclass(r.exc_info[0], SystemExit):  # a bug: Python prints its traceback
+        stderr += "".join(traceback.format_exception(*r.exc_info))
+    return Ran(r.exit_code, r.stdout, stderr)
 
 
 def test_generate_and_info(tiny_var, tmp_path):
@@ -36,6 +71,7 @@ def test_generate_and_info(tiny_var, tmp_path):
     r = ssgen("generate", "--model", str(tiny_var), "--class", "22", "--class", "980", "-o", str(out),
               "--device", "cpu", "--seed", "5")
     assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr  # on a non-terminal: no progress bar, no warning, nothing
     im = Image.open(out)
     assert im.size[0] > 2 * 64 and im.size[1] >= 64  # two 64 px images side by side, with padding
     r = ssgen("info", str(out), "--json")
@@ -52,14 +88,14 @@ def test_generate_and_info(tiny_var, tmp_path):
 
 def test_generate_each_and_n(tiny_var, tmp_path):
     out = tmp_path / "g.png"
-    r = ssgen("generate", "-m", str(tiny_var), "-c", "1", "-c", "2", "-n", "2", "-o", str(out), "--each",
-              "--no-ssg", "--json")
+    r = ssgen_here("generate", "-m", str(tiny_var), "-c", "1", "-c", "2", "-n", "2", "-o", str(out), "--each",
+                   "--no-ssg", "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert len(summary["files"]) == 5
     assert [m["class"] for m in summary["images"]] == [1, 1, 2, 2]
     assert [m["seed"] for m in summary["images"]] == [0, 1, 2, 3]
-    single = json.loads(ssgen("info", str(tmp_path / "g-003.png"), "--json").stdout)
+    single = json.loads(ssgen_here("info", str(tmp_path / "g-003.png"), "--json").stdout)
     assert single["class"] == 2 and single["seed"] == 3 and single["ssg"] is None
 
 
@@ -80,7 +116,7 @@ def test_generate_each_and_n(tiny_var, tmp_path):
 def test_bad_input_is_one_line_exit_2(tiny_var, tmp_path, args, needle):
     if not any(a in ("--model", "-m") for a in args):
         args = ["--model", str(tiny_var)] + args
-    r = ssgen("generate", *args, "-o", str(tmp_path / "x.png"))
+    r = ssgen_here("generate", *args, "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
@@ -99,7 +135,7 @@ def test_unwritable_output(tiny_var, tmp_path):
             out = target / "x.png"
         else:
             out = ro / "x.png"
-        r = ssgen("generate", "-m", str(tiny_var), "-c", "1", "-o", str(out))
+        r = ssgen_here("generate", "-m", str(tiny_var), "-c", "1", "-o", str(out))
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert "cannot" in r.stderr
     finally:
@@ -114,7 +150,7 @@ def test_truncated_checkpoint(tiny_var, tmp_path):
     (tmp_path / "transformer.pth").write_bytes(data[: len(data) // 2])
     shutil.copy(tiny_var.parent / "vae.pth", tmp_path / "vae.pth")
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
-    r = ssgen("generate", "-m", str(tmp_path / "m.yaml"), "-c", "1", "-o", str(tmp_path / "x.png"))
+    r = ssgen_here("generate", "-m", str(tmp_path / "m.yaml"), "-c", "1", "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "truncated or corrupted" in r.stderr
     assert not (tmp_path / "x.png").exists()
@@ -128,12 +164,12 @@ def test_wrong_model_checkpoint(tiny_var, tmp_path):
     cfg["model"]["depth"] = 3
     cfg["weights"] = {r: {"path": str(tiny_var.parent / s["path"])} for r, s in cfg["weights"].items()}
     (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
-    r = ssgen("generate", "-m", str(tmp_path / "m.yaml"), "-c", "1", "-o", str(tmp_path / "x.png"))
+    r = ssgen_here("generate", "-m", str(tmp_path / "m.yaml"), "-c", "1", "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "depth=2" in r.stderr and "depth=3" in r.stderr
 
 
 def test_models_list():
-    r = ssgen("models", "list", "--json")
+    r = ssgen_here("models", "list", "--json")
     assert r.returncode == 0, r.stderr
     models = {m["name"]: m for m in json.loads(r.stdout)}
     assert {"var-d16", "var-d20", "var-d24", "var-d30", "var-d36"} <= set(models)
@@ -141,8 +177,8 @@ def test_models_list():
 
 
 def test_missing_weights_offline(tmp_path):
-    r = ssgen("generate", "--model", "var-d30", "--class", "207", "-o", str(tmp_path / "x.png"), "--offline",
-              env={"HF_HOME": str(tmp_path / "hf")})
+    r = ssgen_here("generate", "--model", "var-d30", "--class", "207", "-o", str(tmp_path / "x.png"), "--offline",
+                   env={"HF_HOME": str(tmp_path / "hf")})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "offline" in r.stderr
 

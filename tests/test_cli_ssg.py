@@ -1,4 +1,5 @@
-"""SSG on the command line: flags, `ssgen compare`, --save-scales, bad values."""
+"""SSG on the command line (run in this process by Typer's runner): flags, `ssgen compare`, --save-scales,
+bad values."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import json
 
 import pytest
 from PIL import Image
-from test_cli import ssgen
+from test_cli import ssgen_here
 
 
 def test_compare_three_labelled_columns(tiny_var, tmp_path):
     out = tmp_path / "cmp.png"
-    r = ssgen("compare", "--model", str(tiny_var), "--class", "22", "--class", "980", "--ssg-beta", "0.5",
-              "--ssg-beta", "1.0", "-o", str(out))
+    r = ssgen_here("compare", "--model", str(tiny_var), "--class", "22", "--class", "980", "--ssg-beta", "0.5",
+                   "--ssg-beta", "1.0", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    meta = json.loads(ssgen("info", str(out), "--json").stdout)
+    meta = json.loads(ssgen_here("info", str(out), "--json").stdout)
     assert meta["grid"]["cols"] == 3 and meta["grid"]["rows"] == 2
     assert meta["grid"]["columns"][0] == "no SSG"
     assert "beta=0.5" in meta["grid"]["columns"][1] and "beta=1" in meta["grid"]["columns"][2]
@@ -29,7 +30,7 @@ def test_compare_three_labelled_columns(tiny_var, tmp_path):
 
 def test_compare_per_scale_list_stays_one_column(tiny_var, tmp_path):
     out = tmp_path / "cmp.png"
-    r = ssgen("compare", "-m", str(tiny_var), "-c", "1", "--ssg-beta", "0,0,0.5,1", "-o", str(out), "--json")
+    r = ssgen_here("compare", "-m", str(tiny_var), "-c", "1", "--ssg-beta", "0,0,0.5,1", "-o", str(out), "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert len(summary["columns"]) == 2
@@ -38,20 +39,20 @@ def test_compare_per_scale_list_stays_one_column(tiny_var, tmp_path):
 
 def test_generate_ssg_flags_recorded(tiny_var, tmp_path):
     out = tmp_path / "g.png"
-    r = ssgen("generate", "-m", str(tiny_var), "-c", "5", "--ssg-beta", "linear:1.0:0.2", "--ssg-scales", "1-3",
-              "--ssg-prior", "dse", "--dse-interp", "bicubic", "--dse-no-rescale", "-o", str(out))
+    r = ssgen_here("generate", "-m", str(tiny_var), "-c", "5", "--ssg-beta", "linear:1.0:0.2", "--ssg-scales", "1-3",
+                   "--ssg-prior", "dse", "--dse-interp", "bicubic", "--dse-no-rescale", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    s = json.loads(ssgen("info", str(out), "--json").stdout)["images"][0]["ssg"]
+    s = json.loads(ssgen_here("info", str(out), "--json").stdout)["images"][0]["ssg"]
     assert s == {"beta": "linear:1.0:0.2", "scales": [1, 3], "prior": "dse", "interp": "bicubic", "rescale": False}
-    r = ssgen("generate", "-m", str(tiny_var), "-c", "5", "--no-ssg", "-o", str(out), "--overwrite")
+    r = ssgen_here("generate", "-m", str(tiny_var), "-c", "5", "--no-ssg", "-o", str(out), "--overwrite")
     assert r.returncode == 0, r.stderr
-    assert json.loads(ssgen("info", str(out), "--json").stdout)["images"][0]["ssg"] is None
+    assert json.loads(ssgen_here("info", str(out), "--json").stdout)["images"][0]["ssg"] is None
 
 
 def test_save_scales(tiny_var, tmp_path):
     d = tmp_path / "scales"
-    r = ssgen("compare", "-m", str(tiny_var), "-c", "3", "-c", "4", "--ssg-beta", "1", "-o", str(tmp_path / "c.png"),
-              "--save-scales", str(d))
+    r = ssgen_here("compare", "-m", str(tiny_var), "-c", "3", "-c", "4", "--ssg-beta", "1",
+                   "-o", str(tmp_path / "c.png"), "--save-scales", str(d))
     assert r.returncode == 0, r.stderr
     for col in ("col0-", "col1-"):  # plain and guided
         for i in range(2):
@@ -62,8 +63,8 @@ def test_save_scales(tiny_var, tmp_path):
     assert first.size == last.size == (64, 64)
     assert first.tobytes() != last.tobytes()
     # the last partial image is the final image (same batch, so the same arithmetic)
-    r = ssgen("generate", "-m", str(tiny_var), "-c", "3", "-c", "4", "--ssg-beta", "1", "-o", str(tmp_path / "g.png"),
-              "--each")
+    r = ssgen_here("generate", "-m", str(tiny_var), "-c", "3", "-c", "4", "--ssg-beta", "1",
+                   "-o", str(tmp_path / "g.png"), "--each")
     assert Image.open(tmp_path / "g-000.png").tobytes() == last.tobytes()
 
 
@@ -79,7 +80,7 @@ def test_save_scales(tiny_var, tmp_path):
 ])
 @pytest.mark.parametrize("cmd", ["generate", "compare"])
 def test_bad_ssg_values(tiny_var, tmp_path, cmd, args, needle):
-    r = ssgen(cmd, "-m", str(tiny_var), "-c", "1", *args, "-o", str(tmp_path / "x.png"))
+    r = ssgen_here(cmd, "-m", str(tiny_var), "-c", "1", *args, "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -87,5 +88,5 @@ def test_bad_ssg_values(tiny_var, tmp_path, cmd, args, needle):
 
 
 def test_range_including_scale_0_is_allowed(tiny_var, tmp_path):
-    r = ssgen("generate", "-m", str(tiny_var), "-c", "1", "--ssg-scales", "0-3", "-o", str(tmp_path / "x.png"))
+    r = ssgen_here("generate", "-m", str(tiny_var), "-c", "1", "--ssg-scales", "0-3", "-o", str(tmp_path / "x.png"))
     assert r.returncode == 0, r.stderr

@@ -1,5 +1,9 @@
 """End to end through the loopback Hub: `ssgen generate` downloads a tiny VAR (official format) from a
-Hub-compatible server on 127.0.0.1, verifies it, and works offline afterwards."""
+Hub-compatible server on 127.0.0.1, verifies it, and works offline afterwards.
+
+The CLI runs in this process (Typer's runner) with the Hub variables set for each run: ssgen reads them
+at call time. Two tests keep a fresh process: the offline switch with HF_HUB_OFFLINE=0 read at import,
+and the one-line offline error (huggingface_hub logs to the stderr it found at import)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import sys
 import pytest
 import yaml
 from hubserver import HubServer
-from test_cli import ssgen
+from test_cli import ssgen, ssgen_here
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "ssgen-test/var-tiny"
@@ -22,8 +26,18 @@ def sha(p) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
+def fresh_process_hub(monkeypatch, tmp_path) -> None:
+    """What huggingface_hub reads at import, as a process started with HF_HOME=tmp_path/hf and HF_HUB_OFFLINE=0
+    would have it: online, and no stored login token (the runs here are in this process)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf" / "token"))
+
+
 @pytest.fixture()
-def hub_env(tmp_path, tiny_var):
+def hub_env(tmp_path, tiny_var, monkeypatch):
+    fresh_process_hub(monkeypatch, tmp_path)
     files = {"transformer.pth": tiny_var.parent / "transformer.pth", "vae.pth": tiny_var.parent / "vae.pth"}
     with HubServer({REPO: files, "ssgen-test/gated": files}, commit=COMMIT, gated={"ssgen-test/gated"},
                    tokens={"hf_good"}) as hub:
@@ -48,28 +62,28 @@ def test_generate_through_hub_then_offline(hub_env, tmp_path, tiny_var):
     hub, env, files = hub_env
     model = hub_yaml(tmp_path, tiny_var, files)
     out = tmp_path / "grid.png"
-    r = ssgen("generate", "--model", model, "--class", "22", "--class", "980", "-o", str(out), env=env)
+    r = ssgen_here("generate", "--model", model, "--class", "22", "--class", "980", "-o", str(out), env=env)
     assert r.returncode == 0, r.stderr
     assert hub.count("GET", "/resolve/") == 2  # both files downloaded once
-    meta = json.loads(ssgen("info", str(out), "--json").stdout)
+    meta = json.loads(ssgen_here("info", str(out), "--json").stdout)
     assert meta["images"][0]["revision"] == COMMIT
 
     hub.clear()
-    r = ssgen("generate", "--model", model, "--class", "22", "-o", str(tmp_path / "again.png"), env=env)
+    r = ssgen_here("generate", "--model", model, "--class", "22", "-o", str(tmp_path / "again.png"), env=env)
     assert r.returncode == 0, r.stderr
     assert hub.count("GET", "/resolve/") == 0  # cached at a pinned commit: no download
 
     hub.clear()
-    r = ssgen("generate", "--model", model, "--class", "22", "-o", str(tmp_path / "off.png"), "--offline",
-              env=env)
+    r = ssgen_here("generate", "--model", model, "--class", "22", "-o", str(tmp_path / "off.png"), "--offline",
+                   env=env)
     assert r.returncode == 0, r.stderr
     assert len(hub.requests) == 0
 
-    r = ssgen("models", "path", model, env=env)
+    r = ssgen_here("models", "path", model, env=env)
     assert r.returncode == 0 and "transformer.pth" in r.stdout
-    r = ssgen("models", "remove", model, "--yes", env=env)
+    r = ssgen_here("models", "remove", model, "--yes", env=env)
     assert r.returncode == 0, r.stderr
-    r = ssgen("models", "path", model, env=env)
+    r = ssgen_here("models", "path", model, env=env)
     assert r.returncode == 2 and "not downloaded" in r.stderr and "ssgen models download" in r.stderr
 
 
@@ -135,23 +149,23 @@ def test_offline_without_cache_is_one_line_error(hub_env, tmp_path, tiny_var):
 def test_sha256_mismatch(hub_env, tmp_path, tiny_var):
     hub, env, files = hub_env
     model = hub_yaml(tmp_path, tiny_var, files, shas={"transformer.pth": "0" * 64, "vae.pth": sha(files["vae.pth"])})
-    r = ssgen("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
+    r = ssgen_here("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "sha256" in r.stderr
     assert not (tmp_path / "x.png").exists()
     # not silently accepted the second time
-    r = ssgen("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
+    r = ssgen_here("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
     assert r.returncode == 2 and "sha256" in r.stderr
 
 
 def test_gated_repo_needs_token(hub_env, tmp_path, tiny_var):
     hub, env, files = hub_env
     model = hub_yaml(tmp_path, tiny_var, files, repo="ssgen-test/gated")
-    r = ssgen("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
+    r = ssgen_here("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "HF_TOKEN" in r.stderr
-    r = ssgen("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"),
-              env=dict(env, HF_TOKEN="hf_good"))
+    r = ssgen_here("generate", "--model", model, "--class", "1", "-o", str(tmp_path / "x.png"),
+                   env=dict(env, HF_TOKEN="hf_good"))
     assert r.returncode == 0, r.stderr
 
 
@@ -161,14 +175,14 @@ def test_missing_file_404(hub_env, tmp_path, tiny_var):
     cfg["weights"]["transformer"]["file"] = "var_d99.pth"
     p = tmp_path / "bad.yaml"
     p.write_text(yaml.safe_dump(cfg))
-    r = ssgen("generate", "--model", str(p), "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
+    r = ssgen_here("generate", "--model", str(p), "--class", "1", "-o", str(tmp_path / "x.png"), env=env)
     assert r.returncode == 2 and "var_d99.pth" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_models_download(hub_env, tmp_path, tiny_var):
     hub, env, files = hub_env
     model = hub_yaml(tmp_path, tiny_var, files)
-    r = ssgen("models", "download", model, env=env)
+    r = ssgen_here("models", "download", model, env=env)
     assert r.returncode == 0, r.stderr
     assert os.path.exists(r.stdout.split("transformer: ")[1].split()[0])
 
@@ -178,16 +192,12 @@ def folder_files(d, prefix: str = "") -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_t2i(tmp_path_factory):
-    from ssgen.backends.hart.tiny import make_tiny_hart
-    from ssgen.backends.infinity.tiny import make_tiny_infinity
-
-    return (make_tiny_infinity(tmp_path_factory.mktemp("inf")).parent,
-            make_tiny_hart(tmp_path_factory.mktemp("hart")).parent)
+def tiny_t2i(tiny_inf, tiny_hart):
+    return tiny_inf.parent, tiny_hart.parent
 
 
 @pytest.mark.parametrize("family", ["infinity", "hart"])
-def test_text_to_image_through_hub(family, tiny_t2i, tmp_path):
+def test_text_to_image_through_hub(family, tiny_t2i, tmp_path, monkeypatch):
     """All three parts (transformer, VAE/tokenizer, text encoder) come from the loopback Hub."""
     inf_dir, hart_dir = tiny_t2i
     if family == "infinity":
@@ -211,21 +221,22 @@ def test_text_to_image_through_hub(family, tiny_t2i, tmp_path):
         }
     model = tmp_path / "m.yaml"
     model.write_text(yaml.safe_dump(cfg))
+    fresh_process_hub(monkeypatch, tmp_path)
     with HubServer(repos, commit=COMMIT) as hub:
         env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0",
                "HF_HUB_ETAG_TIMEOUT": "5", "HF_TOKEN": ""}
         out = tmp_path / "grid.png"
-        r = ssgen("generate", "--model", str(model), "--prompt", "a red fox", "--prompt", "a blue car",
-                  "-o", str(out), env=env)
+        r = ssgen_here("generate", "--model", str(model), "--prompt", "a red fox", "--prompt", "a blue car",
+                       "-o", str(out), env=env)
         assert r.returncode == 0, r.stderr
         for repo in repos:
             assert hub.count("GET", f"/{repo}/resolve/") >= 1, repo
         if family == "hart":
             assert hub.count("GET", "pytorch_model.bin") == 0  # only what the allow list names
-        meta = json.loads(ssgen("info", str(out), "--json").stdout)
+        meta = json.loads(ssgen_here("info", str(out), "--json").stdout)
         assert [m["prompt"] for m in meta["images"]] == ["a red fox", "a blue car"]
         hub.clear()
-        r = ssgen("generate", "--model", str(model), "--prompt", "a red fox", "-o", str(tmp_path / "off.png"),
-                  "--offline", env=env)
+        r = ssgen_here("generate", "--model", str(model), "--prompt", "a red fox", "-o", str(tmp_path / "off.png"),
+                       "--offline", env=env)
         assert r.returncode == 0, r.stderr
         assert len(hub.requests) == 0

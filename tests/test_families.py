@@ -13,12 +13,8 @@ from ssgen.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
-def tiny_models(tiny_var, tmp_path_factory):
-    from ssgen.backends.hart.tiny import make_tiny_hart
-    from ssgen.backends.infinity.tiny import make_tiny_infinity
-
-    return {"var": tiny_var, "infinity": make_tiny_infinity(tmp_path_factory.mktemp("fam-inf")),
-            "hart": make_tiny_hart(tmp_path_factory.mktemp("fam-hart"))}
+def tiny_models(tiny_var, tiny_inf, tiny_hart):
+    return {"var": tiny_var, "infinity": tiny_inf, "hart": tiny_hart}
 
 
 def test_registry_names_every_family():

@@ -1,5 +1,5 @@
 """HART: conformance with the official code (goldens/hart/tiny), SSG on HART, a tiny random-weight HART
-through the API and the real CLI entry point, config validation."""
+through the API and the CLI, config validation."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ import torch
 import yaml
 from conftest import load_tensors, need_goldens
 from PIL import Image
-from test_cli import ssgen as run_cli
+from test_cli import ssgen_here
 
 import ssgen
 from ssgen.errors import ConfigError, WeightsError
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # tiny models gain nothing from threads; one is immune to a busy CPU
-
 
 @pytest.fixture(autouse=True)
 def _threads(request):
-    """Golden tests keep conftest's 2 threads (how the goldens were made); the tiny-model tests use 1."""
+    """Golden tests keep conftest's 2 threads (how the goldens were made); the tiny-model tests (the CLI's, which
+    run in this process, included) use 1: tiny models gain nothing from threads, and one is immune to a busy CPU."""
     if "golden" in request.node.name or "text_features" in request.node.name:
         yield
         return
@@ -110,15 +109,8 @@ def test_golden_raw_weights(hart_golden, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# a tiny random-weight HART made by ssgen (runs everywhere)
+# a tiny random-weight HART made by ssgen (conftest's tiny_hart; runs everywhere)
 # ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_hart(tmp_path_factory) -> Path:
-    from ssgen.backends.hart.tiny import make_tiny_hart
-
-    return make_tiny_hart(tmp_path_factory.mktemp("tiny-hart"))
 
 
 @pytest.fixture(scope="module")
@@ -262,25 +254,25 @@ def test_config_variants_load_and_run(tiny_hart, tmp_path, over):
 
 
 # ------------------------------------------------------------------------------------------------
-# the CLI through the real entry point
+# the CLI (in this process, through Typer's runner; one thread, as every tiny-model test here)
 # ------------------------------------------------------------------------------------------------
 
 
 def test_cli_generate_and_info(tiny_hart, tmp_path):
     out = tmp_path / "grid.png"
-    r = run_cli("generate", "--model", str(tiny_hart), "--prompt", "a red fox", "--prompt", "a cat", "-o", str(out),
-                "--device", "cpu", "--seed", "4", env=ONE_THREAD)
+    r = ssgen_here("generate", "--model", str(tiny_hart), "--prompt", "a red fox", "--prompt", "a cat", "-o", str(out),
+                   "--device", "cpu", "--seed", "4")
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size[0] > 2 * 64
-    meta = json.loads(run_cli("info", str(out), "--json", env=ONE_THREAD).stdout)
+    meta = json.loads(ssgen_here("info", str(out), "--json").stdout)
     first = meta["images"][0]
     assert first["prompt"] == "a red fox" and first["ssg"] is not None and first["residual"] is True
 
 
 def test_cli_options_off(tiny_hart, tmp_path):
     out = tmp_path / "plain.png"
-    r = run_cli("generate", "-m", str(tiny_hart), "-p", "a red fox", "-o", str(out), "--no-ssg", "--no-residual",
-                "--no-system-prompt", "--no-more-smooth", "--cfg", "3", "--json", env=ONE_THREAD)
+    r = ssgen_here("generate", "-m", str(tiny_hart), "-p", "a red fox", "-o", str(out), "--no-ssg", "--no-residual",
+                   "--no-system-prompt", "--no-more-smooth", "--cfg", "3", "--json")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)["images"][0]
     assert s["ssg"] is None and s["residual"] is False and s["system_prompt"] is False and s["more_smooth"] is False
@@ -288,8 +280,8 @@ def test_cli_options_off(tiny_hart, tmp_path):
 
 def test_cli_compare(tiny_hart, tmp_path):
     out = tmp_path / "cmp.png"
-    r = run_cli("compare", "-m", str(tiny_hart), "-p", "a red fox", "-o", str(out), "--ssg-beta", "0.5",
-                "--ssg-beta", "1.0", "--json", env=ONE_THREAD)
+    r = ssgen_here("compare", "-m", str(tiny_hart), "-p", "a red fox", "-o", str(out), "--ssg-beta", "0.5",
+                   "--ssg-beta", "1.0", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["columns"][0] == "no SSG" and len(json.loads(r.stdout)["columns"]) == 3
 
@@ -299,7 +291,7 @@ def test_cli_compare(tiny_hart, tmp_path):
     (["--prompt", "   "], "empty"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tiny_hart, tmp_path, args, needle):
-    r = run_cli("generate", "--model", str(tiny_hart), *args, "-o", str(tmp_path / "x.png"), env=ONE_THREAD)
+    r = ssgen_here("generate", "--model", str(tiny_hart), *args, "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

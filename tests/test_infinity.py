@@ -1,5 +1,5 @@
 """Infinity: conformance with the official code (goldens/infinity/tiny), SSG, resolutions, bad input,
-and the CLI on a tiny random-weight Infinity made by ssgen itself (runs without the goldens).
+and the CLI on a tiny random-weight Infinity made by ssgen itself (conftest's tiny_inf; runs without the goldens).
 
 Conformance (rng="batch", CPU, float32): T5 features within 1e-5, tokens equal, CFG-mixed logits
 within 1e-2 (upstream rounds cross-attention to bf16), the summed latent exact and the image within
@@ -16,7 +16,7 @@ import torch
 import yaml
 from conftest import goldens_dir, load_tensors, need_goldens
 from PIL import Image
-from test_cli import ssgen as ssgen_cli
+from test_cli import ssgen_here
 
 import ssgen
 from ssgen.errors import ConfigError, WeightsError
@@ -50,13 +50,6 @@ def write_golden_yaml(tmp: Path, d: Path) -> Path:
 def golden_pipe(inf_golden, tmp_path_factory):
     yml = write_golden_yaml(tmp_path_factory.mktemp("inf-golden"), inf_golden[0])
     return ssgen.load(str(yml), device="cpu", dtype="float32")
-
-
-@pytest.fixture(scope="session")
-def tiny_inf(tmp_path_factory) -> Path:
-    from ssgen.backends.infinity.tiny import make_tiny_infinity
-
-    return make_tiny_infinity(tmp_path_factory.mktemp("tiny-inf"))
 
 
 @pytest.fixture(scope="module")
@@ -262,17 +255,17 @@ def test_rope_positions_follow_the_1m_grid():
 
 
 # ------------------------------------------------------------------------------------------------
-# CLI through the real entry point
+# the CLI (in this process, through Typer's runner; tiny_inf is conftest's)
 # ------------------------------------------------------------------------------------------------
 
 
 def test_cli_generate(tiny_inf, tmp_path):
     out = tmp_path / "grid.png"
-    r = ssgen_cli("generate", "--model", str(tiny_inf), "--prompt", "a red fox", "--prompt", "a blue car",
-                  "-o", str(out), "--device", "cpu", "--seed", "3", "--aspect", "4:3", "--tau", "0.7")
+    r = ssgen_here("generate", "--model", str(tiny_inf), "--prompt", "a red fox", "--prompt", "a blue car",
+                   "-o", str(out), "--device", "cpu", "--seed", "3", "--aspect", "4:3", "--tau", "0.7")
     assert r.returncode == 0, r.stderr
     assert Image.open(out).size[0] > 2 * 320
-    meta = json.loads(ssgen_cli("info", str(out), "--json").stdout)
+    meta = json.loads(ssgen_here("info", str(out), "--json").stdout)
     first = meta["images"][0]
     assert [m["prompt"] for m in meta["images"]] == ["a red fox", "a blue car"]
     assert first["ssg"]["beta"] == 0.5 and first["h_div_w"] == 0.75 and first["size"] == "320x240"
@@ -282,8 +275,8 @@ def test_cli_generate(tiny_inf, tmp_path):
 def test_cli_compare(tiny_inf, tmp_path):
     """Without and with SSG, side by side."""
     out = tmp_path / "cmp.png"
-    r = ssgen_cli("compare", "-m", str(tiny_inf), "-p", "a red fox", "-p", "a blue car", "--ssg-beta", "1.0",
-                  "--ssg-scales", "1-6", "-o", str(out), "--json")
+    r = ssgen_here("compare", "-m", str(tiny_inf), "-p", "a red fox", "-p", "a blue car", "--ssg-beta", "1.0",
+                   "--ssg-scales", "1-6", "-o", str(out), "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["columns"][0] == "no SSG" and len(summary["columns"]) == 2
@@ -296,7 +289,7 @@ def test_cli_compare(tiny_inf, tmp_path):
     (["--class", "3"], "text-to-image"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tiny_inf, tmp_path, args, needle):
-    r = ssgen_cli("generate", "-m", str(tiny_inf), *args, "-o", str(tmp_path / "x.png"))
+    r = ssgen_here("generate", "-m", str(tiny_inf), *args, "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert needle in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -360,10 +360,10 @@ def test_check_run_folder_without_images_is_not_another_run(tmp_path):
 
 def test_single_image_has_no_border_and_stderr_stays_empty(tiny_var, tmp_path):
     """One image is written as it is (no 2-px frame); a run on a non-terminal prints nothing on stderr (rich
-    closed its hidden progress bar with an empty line)."""
+    closed its hidden progress bar with an empty line; test_cli.test_generate_and_info checks it in a subprocess)."""
     from ssgen.output import grid
 
-    r = ssgen("generate", "-m", str(tiny_var), "-c", "1", "-o", str(tmp_path / "one.png"), "--each")
+    r = ssgen_here("generate", "-m", str(tiny_var), "-c", "1", "-o", str(tmp_path / "one.png"), "--each")
     assert r.returncode == 0 and r.stderr == "", repr(r.stderr)
     assert Image.open(tmp_path / "one.png").tobytes() == Image.open(tmp_path / "one-000.png").tobytes()
     im = Image.new("RGB", (8, 8), (1, 2, 3))
