@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint bench clean
+.PHONY: setup test lint bench rehearse clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,14 @@ lint: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py
+
+# A released model at full size (random weights) through a loopback Hub and the real commands: make rehearse
+# MODEL=var-d16 [DTYPE=bfloat16] [WORK=dir]. Table printed, JSON in WORK/MODEL.json (see README "Rehearsal").
+MODEL ?= var-d16
+DTYPE ?= float32 bfloat16
+WORK ?= rehearsal
+rehearse: setup
+	$(BIN)/python scripts/rehearse.py $(MODEL) --dtype $(DTYPE) --work $(WORK)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -303,14 +303,17 @@ def generate(
     image, no grid) or `ssgen batch`."""
     from ..output import grid, save_png, summary
 
+    t_start = time.perf_counter()  # --json "timings": load, per image, first image (scripts/rehearse.py reads them)
     options = flags.options()
     run = prepare(flags, classes, prompts, n, output, save_scales, [(ssg_on, ssg_beta)], options=options, seed=seed,
                   rng=rng, batch_size=batch_size, overwrite=overwrite, each=each)
+    t_loaded, per_image, first_image = time.perf_counter(), [], None
     outs, [ssg], total = run.outputs, run.settings, len(run.flat)
     key = "classes" if classes else "prompts"
     kept, settings, each_files, seconds, notes = [], [], [], 0.0, set()  # kept: PIL images, for the grid only
     try:
         for a, b in run.chunks:
+            t_chunk = time.perf_counter()
             kw = dict(options, seeds=[seed + i for i in range(a, b)], ssg=ssg, rng=rng, **{key: run.flat[a:b]})
             res = run_one(run.pipe, kw, chunk_label(run.pipe.config.name, a, b, total), run.save_scales,
                           run.tags[0], a, run.overwrite, notes)
@@ -323,6 +326,8 @@ def generate(
             settings.extend(res.settings)
             seconds += res.seconds
             del res  # pixels and tokens of finished images are not kept
+            per_image += [(time.perf_counter() - t_chunk) / (b - a)] * (b - a)
+            first_image = first_image or time.perf_counter() - t_start
         written = []
         if outs.grid is not None:
             cols = grid_cols(total, n)
@@ -332,7 +337,10 @@ def generate(
     finally:
         outs.release()
     if as_json:
-        print(json.dumps({"files": written + each_files, "seconds": round(seconds, 3), "images": settings}))
+        timings = {"load_s": round(t_loaded - t_start, 3), "generate_s": round(time.perf_counter() - t_loaded, 3),
+                   "first_image_s": round(first_image, 3), "per_image_s": [round(t, 3) for t in per_image]}
+        print(json.dumps({"files": written + each_files, "seconds": round(seconds, 3), "timings": timings,
+                          "images": settings}))
     elif outs.grid is not None:
         extra = f" and {len(each_files)} single PNGs ({each_files[0]}, ...)" if each_files else ""
         print(f"wrote {outs.grid} ({total} image(s), {seconds:.1f} s){extra}")
