@@ -17,20 +17,6 @@ from test_cli import ssgen_here
 import ssgen
 from ssgen.errors import ConfigError, WeightsError
 
-
-@pytest.fixture(autouse=True)
-def _threads(request):
-    """Golden tests keep conftest's 2 threads (how the goldens were made); the tiny-model tests (the CLI's, which
-    run in this process, included) use 1: tiny models gain nothing from threads, and one is immune to a busy CPU."""
-    if "golden" in request.node.name or "text_features" in request.node.name:
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------------------------------------
 # goldens: the official implementation on a tiny model
 # ------------------------------------------------------------------------------------------------

@@ -21,22 +21,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_bad_weights import model_with
 from torch import nn
 
 import ssgen
 from ssgen.checkpoint import empty_model, load_into
 from ssgen.errors import WeightsError
-
-
-def with_weights(src: Path, tmp: Path, **paths: Path) -> Path:
-    """A YAML in `tmp` for the tiny model `src` (weights as absolute paths), with some roles replaced."""
-    cfg = yaml.safe_load(src.read_text())
-    cfg["weights"] = {role: {"path": str(src.parent / spec["path"])} for role, spec in cfg["weights"].items()}
-    for role, path in paths.items():
-        cfg["weights"][role] = {"path": str(path)}
-    out = tmp / f"{cfg['name']}-edited.yaml"
-    out.write_text(yaml.safe_dump(cfg))
-    return out
 
 
 def load(yml: Path, dtype: str = "float32"):
@@ -78,7 +68,7 @@ def test_infinity_drops_upstream_training_buffers(tiny_inf, inf_ref, inf_sd, tmp
               Infinity_visible_kvlen=torch.arange(L, dtype=torch.int32),
               Infinity_invisible_qlen=torch.arange(L, dtype=torch.int32))
     torch.save(sd, tmp_path / "t.pth")
-    pipe = load(with_weights(tiny_inf, tmp_path, transformer=tmp_path / "t.pth"))
+    pipe = load(model_with(tiny_inf, tmp_path, transformer=tmp_path / "t.pth"))
     assert same_weights(pipe.family.model, inf_ref.family.model)
     assert pipe.family.notes == []  # training-only buffers carry no weights: dropped without a word, as VAR's
 
@@ -100,7 +90,7 @@ def test_infinity_cfg_uncond_fitted_to_text_maxlen(rows, tiny_inf, inf_ref, inf_
     g = torch.Generator().manual_seed(1)
     file_rows = old[:rows] if rows < 512 else torch.cat((old, torch.randn(rows - 512, Ct5, generator=g)))
     torch.save(dict(inf_sd, cfg_uncond=file_rows), tmp_path / "t.pth")
-    pipe = load(with_weights(tiny_inf, tmp_path, transformer=tmp_path / "t.pth"))
+    pipe = load(model_with(tiny_inf, tmp_path, transformer=tmp_path / "t.pth"))
 
     got = pipe.family.model.cfg_uncond
     want = old if rows > 512 else torch.cat((old[:rows], upstream_initial_null_text(512, Ct5)[rows:]))
@@ -120,7 +110,7 @@ def test_infinity_ignores_keys_it_does_not_use_with_a_note(tiny_inf, inf_ref, in
     vsd = torch.load(tiny_inf.parent / "vae.pth", weights_only=True)
     vsd["vae"]["discriminator.conv.weight"] = torch.zeros(2, 2)
     torch.save(vsd, tmp_path / "v.pth")
-    pipe = load(with_weights(tiny_inf, tmp_path, transformer=tmp_path / "t.pth", vae=tmp_path / "v.pth"))
+    pipe = load(model_with(tiny_inf, tmp_path, transformer=tmp_path / "t.pth", vae=tmp_path / "v.pth"))
     assert same_weights(pipe.family.model, inf_ref.family.model) and same_weights(pipe.family.vae, inf_ref.family.vae)
     (note,) = pipe.family.notes
     assert "ignored 1 key(s) of t.pth the model does not use (extra_head.weight)" in note
@@ -133,18 +123,18 @@ def test_infinity_wrong_checkpoints_still_rejected(tiny_inf, inf_sd, tmp_path):
     p = tmp_path / "t.pth"
     torch.save({k: v for k, v in inf_sd.items() if k != "head_nm.ada_lin.1.bias"}, p)
     with pytest.raises(WeightsError, match=rf"checkpoint {p} is missing 1 key\(s\): head_nm.ada_lin.1.bias"):
-        load(with_weights(tiny_inf, tmp_path, transformer=p))
+        load(model_with(tiny_inf, tmp_path, transformer=p))
     torch.save(dict(inf_sd, **{"head_nm.ada_lin.1.bias": torch.zeros(7)}), p)
     with pytest.raises(WeightsError, match=rf"{p}: head_nm.ada_lin.1.bias has shape \(7,\) but this model expects"):
-        load(with_weights(tiny_inf, tmp_path, transformer=p))
+        load(model_with(tiny_inf, tmp_path, transformer=p))
     torch.save(dict(inf_sd, cfg_uncond=inf_sd["cfg_uncond"][:, :64]), p)  # only the rows are fitted, never the width
     with pytest.raises(WeightsError, match="cfg_uncond has shape"):
-        load(with_weights(tiny_inf, tmp_path, transformer=p))
+        load(model_with(tiny_inf, tmp_path, transformer=p))
     # the 8B's 14-bit patchify VAE given to a 2B-layout transformer: named, with the file that belongs there
     torch.save({"vae": BSQVAE(VAEConfig(codebook_dim=14, base_ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1))
                 .state_dict()}, tmp_path / "v.pth")
     with pytest.raises(WeightsError, match="has 14-bit codes with patch size 8 .* use infinity_vae_d32reg.pth"):
-        load(with_weights(tiny_inf, tmp_path, vae=tmp_path / "v.pth"))
+        load(model_with(tiny_inf, tmp_path, vae=tmp_path / "v.pth"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -156,7 +146,7 @@ def test_infinity_wrong_checkpoints_still_rejected(tiny_inf, inf_sd, tmp_path):
 def hart_copy(tiny_hart, tmp_path) -> tuple[Path, Path]:
     """(YAML, hart/ folder) of a copy of the tiny HART that a test may edit."""
     hart = Path(shutil.copytree(tiny_hart.parent / "hart", tmp_path / "hart"))
-    return with_weights(tiny_hart, tmp_path, transformer=hart / "llm", vae=hart / "tokenizer"), hart
+    return model_with(tiny_hart, tmp_path, transformer=hart / "llm", vae=hart / "tokenizer"), hart
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +215,7 @@ def test_var_stays_strict(tiny_var, tmp_path):
     sd = torch.load(tiny_var.parent / "transformer.pth", weights_only=True)
     torch.save(dict(sd, **{"extra.weight": torch.zeros(2)}), tmp_path / "t.pth")
     with pytest.raises(WeightsError, match=r"has 1 unexpected key\(s\): extra.weight"):
-        load(with_weights(tiny_var, tmp_path, transformer=tmp_path / "t.pth"))
+        load(model_with(tiny_var, tmp_path, transformer=tmp_path / "t.pth"))
 
 
 def test_each_family_casts_as_it_assigns(tiny_var, tiny_inf, tiny_hart):
@@ -249,7 +239,7 @@ def test_loaded_weights_own_their_memory(tiny_var, tmp_path):
     change (or, truncated, crash) a running model."""
     for name in ("transformer.pth", "vae.pth"):
         shutil.copy(tiny_var.parent / name, tmp_path / name)
-    yml = with_weights(tiny_var, tmp_path, transformer=tmp_path / "transformer.pth", vae=tmp_path / "vae.pth")
+    yml = model_with(tiny_var, tmp_path, transformer=tmp_path / "transformer.pth", vae=tmp_path / "vae.pth")
     var = load(yml).family.var
     before = {k: v.clone() for k, v in var.state_dict().items()}
     p = tmp_path / "transformer.pth"
