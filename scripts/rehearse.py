@@ -223,12 +223,16 @@ def measure(cmd: list[str], env: dict, log: Path, hub: HubServer | None = None, 
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
     peak: dict[str, int] = {}
+    trace: list[tuple[float, int]] = []  # (seconds since launch, RssAnon bytes): splits loading from generating
     done = threading.Event()
 
     def sample():
         while not done.is_set():
-            for k, v in status_kb(proc.pid).items():
+            status = status_kb(proc.pid)
+            for k, v in status.items():
                 peak[k] = max(peak.get(k, 0), v)
+            if "RssAnon" in status:
+                trace.append((time.perf_counter() - t0, status["RssAnon"] * 1024))
             done.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -241,7 +245,7 @@ def measure(cmd: list[str], env: dict, log: Path, hub: HubServer | None = None, 
     result = {"cmd": " ".join(cmd), "rc": rc, "wall_s": round(wall, 2), "log": str(log),
               "peak_rss_anon_bytes": peak.get("RssAnon", 0) * 1024,
               "peak_rss_file_bytes": peak.get("RssFile", 0) * 1024, "vm_hwm_bytes": peak.get("VmHWM", 0) * 1024,
-              "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+              "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "trace": trace}
     for at, line in lines:
         if line.startswith("{"):
             try:
@@ -388,7 +392,7 @@ def rehearse(args) -> dict:
     bare = measure([sys.executable, "-c", "import torch"], env, mdir / "logs" / "import-torch.log")
     report["import_torch_rss_anon_bytes"] = bare["peak_rss_anon_bytes"]
     runner = Runner(env, mdir / "logs", record, len(ssgen))
-    report["steps"] = runner.steps
+    report["steps"] = runner.steps  # filled as the steps run
     try:
         with HubServer({repo: {} for repo in served}, commit=commit) as hub:
             for repo, files in served.items():
@@ -425,7 +429,14 @@ def summarize(r: dict, p: Plan, dtype: str, report: dict) -> dict:
     model_bytes = {role: n * dtype_size(dtype) for role, n in p.params.items()}
     total = sum(model_bytes.values())
     peak = r["peak_rss_anon_bytes"]
-    return {"wall_s": r["wall_s"], "startup_s": round(start, 2), "load_s": t["load_s"],
+    loaded_at = start + t["load_s"]  # seconds since launch when the model was loaded
+    load_peak = max((rss for at, rss in r["trace"] if at <= loaded_at), default=0)
+    after_load = next((rss for at, rss in r["trace"] if at > loaded_at), load_peak)
+    torch_rss = report["import_torch_rss_anon_bytes"]
+    return {"load_peak_rss_anon_bytes": load_peak,  # peak until the model is loaded (weights + imports)
+            "load_over_model": round((load_peak - torch_rss) / total, 3),
+            "one_image_bytes": max(peak - after_load, 0),  # generating: what one image's work adds on top
+            "wall_s": r["wall_s"], "startup_s": round(start, 2), "load_s": t["load_s"],
             "first_image_s": round(start + t["first_image_s"], 2), "per_image_s": t["per_image_s"],
             "peak_rss_anon_bytes": peak, "peak_rss_file_bytes": r["peak_rss_file_bytes"],
             "vm_hwm_bytes": r["vm_hwm_bytes"], "model_bytes": model_bytes, "model_bytes_total": total,
@@ -436,13 +447,15 @@ def summarize(r: dict, p: Plan, dtype: str, report: dict) -> dict:
 
 def table(rep: dict) -> str:
     head = ("| model | dtype | download s | verify s | load s | first image s | per image s | peak RssAnon GiB | "
-            "model GiB (run dtype) | (peak - torch) / model | requests |")
-    rows = [head, "|" + "---|" * 11]
+            "model GiB (run dtype) | (peak - torch) / model | loading: (peak - torch) / model | one image GiB | "
+            "requests |")
+    rows = [head, "|" + "---|" * 13]
     for dtype, r in rep["runs"].items():
         per = ", ".join(f"{x:.1f}" for x in r["per_image_s"])
         rows.append(f"| {rep['model']} | {dtype} | {rep['download_s']:.1f} | {rep['verify_s']:.1f} | "
                     f"{r['load_s']:.1f} | {r['first_image_s']:.1f} | {per} | {r['peak_rss_anon_bytes'] / GiB:.2f} | "
-                    f"{r['model_bytes_total'] / GiB:.2f} | {r['peak_over_model']:.2f} | {r['requests']['all']} |")
+                    f"{r['model_bytes_total'] / GiB:.2f} | {r['peak_over_model']:.2f} | {r['load_over_model']:.2f} | "
+                    f"{r['one_image_bytes'] / GiB:.2f} | {r['requests']['all']} |")
     for dtype, why in rep["skipped"].items():
         rows.append(f"| {rep['model']} | {dtype} | skipped: {why} |")
     if "failed" in rep:
@@ -491,6 +504,8 @@ def main() -> None:
             if not args.keep_cache:  # the downloaded copy (up to 45 GB for infinity-8b)
                 shutil.rmtree(work / args.model / "hf_home", ignore_errors=True)
     out = work / f"{args.model}.json"
+    for step in rep.get("steps", {}).values():
+        step.pop("trace", None)  # the memory samples served the split above; the JSON keeps the figures
     out.write_text(json.dumps(rep, indent=1) + "\n")
     print()
     print(table(rep))
