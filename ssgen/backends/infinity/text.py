@@ -19,23 +19,12 @@ from pathlib import Path
 import torch
 
 from ...checkpoint import check_folder, check_pretrained
-from ...errors import ConfigError, WeightsError, first_line
+from ...errors import WeightsError, first_line
+from ..checks import check_prompts
 from ..quiet import quiet_transformers
 
 MAX_TOKENS = 512
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # fast or sentencepiece: flan-t5-xl ships both
-
-
-def check_prompts(prompts: list, what: str = "prompt") -> list[str]:
-    """Every prompt must be a non-blank string."""
-    out = []
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str):
-            raise ConfigError(f"{what} {i} is {type(p).__name__}, not text")
-        if not p.strip():
-            raise ConfigError(f"{what} {i} is empty; give some text (e.g. --prompt \"a red fox\")")
-        out.append(p)
-    return out
 
 
 def encode_prompts(tokenizer, encoder, prompts: list[str], max_tokens: int = MAX_TOKENS,
