@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import yaml
 from rich.console import Console
 
+from .compile import compile_mode
 from .config import ModelConfig, load_config
 from .errors import ConfigError, SSGenError, first_line
 from .ssg_settings import SSG, ssg_from_config
@@ -334,7 +335,7 @@ class RunReport:
 
 def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, Any] | None = None,
         ssg: SSG | bool | None = None, batch_size: int = 4, device: str = "auto", dtype: str = "auto",
-        offline: bool | None = None, overwrite: bool = False) -> RunReport:
+        offline: bool | None = None, overwrite: bool = False, compile: bool | str = False) -> RunReport:
     """Generate the images of `jobs` into `out_dir`, skipping complete ones; sharded under torchrun.
 
     model: a model name, YAML path or ModelConfig, loaded here only after the run folder is checked (a
@@ -342,6 +343,7 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
         download bars on rank 0 alone; or an already loaded Pipeline (then device/dtype/offline are unused).
     options: generate options for every image (cfg, top_k, ...); a job's own overrides win.
     ssg: None (the model's default), False (off) or an SSG; a job's `ssg:` wins.
+    compile: `ssgen.load`'s opt-in torch.compile of the per-scale step (False, True / "default", "cuda-graphs").
     Under torchrun (RANK and WORLD_SIZE set) process r takes jobs r, r+W, ... and this call sets up and
     tears down the process group (nccl on GPUs, gloo otherwise). Rank 0 writes manifest.jsonl at the end
     and raises an SSGenError when images are missing.
@@ -352,6 +354,7 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     validate_jobs(jobs, config, options, ssg)
+    compile_mode(compile, device)  # before run.json is written ("auto" is judged once resolved, at load)
     ssg = config.ssg if ssg is None else (ssg or None)  # an SSG, or None for off
     record = run_record(config, options, ssg, jobs)
 
@@ -382,11 +385,11 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
         if loaded:
             pipe = model
         else:
-            from .pipeline import load
+            from .pipeline import describe_placement, load
 
             if rank == 0 and err.is_terminal:
-                err.print(f"[dim]loading {config.name} ...[/]", highlight=False)
-            pipe = load(config, device=device, dtype=dtype, offline=offline, progress=rank == 0)
+                err.print(f"[dim]loading {config.name} ({describe_placement(device, dtype)}) ...[/]", highlight=False)
+            pipe = load(config, device=device, dtype=dtype, offline=offline, progress=rank == 0, compile=compile)
         mine = jobs[rank::world]
         todo = [j for j in mine if not is_complete(image_path(out_dir, j.index))]
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from .guidance import SSG
+from .guidance import SSG, prior_operator
 from .guidance import ssg as ssg_update
 from .sampling import Rng, filter_top_k_top_p_, gumbel_soft
 
@@ -69,6 +69,12 @@ def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, keep_logits: bool
     """Generate one batch: every scale, then the final decode."""
     grid = backend.grid
     betas = ssg.plan(len(grid)) if ssg is not None else [0.0] * len(grid)
+    # SSG's prior matrices, built (and cached) before the loop: inside it, building one would copy it to the GPU,
+    # a host-device sync. The cache key is the logits' float32 and device as a tensor names it (cuda:0, not cuda).
+    dev = torch.empty(0, device=rng.device).device
+    for k in range(1, len(grid)):
+        if betas[k] != 0.0:
+            prior_operator(tuple(grid[k - 1]), tuple(grid[k]), ssg.prior, ssg.interp, ssg.rescale, dev, torch.float32)
     out = LoopOutput()
     prev: torch.Tensor | None = None  # previous scale's logits before SSG, (B, h'*w', C)
     for k, (h, w) in enumerate(grid):
@@ -91,3 +97,4 @@ def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, keep_logits: bool
             on_scale(k, backend)
     out.pixels = backend.decode(rng)
     return out
+

@@ -42,18 +42,50 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """`auto`: bf16 on CUDA GPUs that support it (else fp16), fp16 on MPS, fp32 on the CPU.
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (bf16 matrix products several times faster than fp32)."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())  # private but stable since torch 2.2
+    except (AttributeError, RuntimeError):
+        try:
+            return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
 
-    On the CPU `bf16` is much faster on processors with AMX/AVX512-BF16 and is opt-in; logits and the
-    SSG math always stay in float32.
+
+def auto_dtype(device: torch.device) -> tuple[torch.dtype, str]:
+    """What `dtype="auto"` picks on `device`, and why (one line, shown by the CLI at load).
+
+    CUDA: bf16 where supported, else fp16. MPS: fp16. CPU: bf16 only with AMX, where bf16 products run
+    several times faster than fp32; without AMX (AVX512-BF16 or AVX2 only) bf16 is slower than fp32 in
+    PyTorch's CPU kernels (measured: 160 vs 250 GFLOP/s on an AVX512-BF16 Xeon), so fp32, which is also
+    the exact path. Logits and the SSG math stay float32 whatever the run dtype.
     """
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, "bfloat16 (this GPU supports it)"
+        return torch.float16, "float16 (this GPU has no bf16)"
+    if device.type == "mps":
+        return torch.float16, "float16 (MPS)"
+    if cpu_has_amx():
+        return torch.bfloat16, "bfloat16 (this CPU has AMX; --dtype float32 for the exact path)"
+    return torch.float32, "float32 (this CPU has no AMX, bf16 would be slower here)"
+
+
+def describe_placement(device: str, dtype: str) -> str:
+    """'cpu, float32 (auto: ...)': where and in what dtype a load with these arguments runs, for the CLI."""
+    dev = resolve_device(device)
+    if dtype == "auto":
+        return f"{dev}, {auto_dtype(dev)[1]}"
+    return f"{dev}, {str(resolve_dtype(dtype, dev)).replace('torch.', '')}"
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """A dtype name (or torch.dtype) -> torch.dtype; `auto` as `auto_dtype` says."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if device.type == "mps" else torch.float32
+        return auto_dtype(device)[0]
     if dtype not in DTYPES:
         raise ConfigError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
     return DTYPES[dtype]
@@ -82,9 +114,12 @@ def to_pil(pixels: torch.Tensor) -> list:
 class Pipeline:
     """A loaded model (transformer, tokenizer/VAE, text encoder) ready to generate."""
 
-    def __init__(self, config: ModelConfig, family: Family, device: torch.device, dtype: torch.dtype):
-        """Wrap an already loaded family model (see `load()`; benchmarks build one from random weights)."""
+    def __init__(self, config: ModelConfig, family: Family, device: torch.device, dtype: torch.dtype,
+                 compile: str | None = None):
+        """Wrap an already loaded family model (see `load()`; benchmarks build one from random weights).
+        `compile`: the mode its step was compiled with (`ssgen.compile`), None when eager."""
         self.config, self.family, self.device, self.dtype = config, family, device, dtype
+        self.compile = compile
 
     @property
     def n_scales(self) -> int:
@@ -127,6 +162,8 @@ class Pipeline:
                   "revision": self.config.revision(), **call.settings, "rng": rng,
                   "ssg": ssg.to_dict() if ssg is not None else None,
                   "device": self.device.type, "dtype": str(self.dtype).replace("torch.", "")}
+        if self.compile:
+            common["compile"] = self.compile
         per_image = []
         for i, s in enumerate(seeds):
             if rng == "batch":  # one generator for the whole batch: only the whole batch reproduces an image
@@ -145,13 +182,21 @@ class Pipeline:
 
 
 def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "auto",
-         dtype: str | torch.dtype = "auto", offline: bool | None = None, progress: bool = False) -> Pipeline:
-    """Load a registered model (`"var-d30"`) or a YAML config path. Weights come from the Hub cache."""
+         dtype: str | torch.dtype = "auto", offline: bool | None = None, progress: bool = False,
+         compile: bool | str = False) -> Pipeline:
+    """Load a registered model (`"var-d30"`) or a YAML config path. Weights come from the Hub cache.
+
+    `compile` (opt-in): True or "default" torch.compiles the per-scale transformer step, "cuda-graphs" (CUDA
+    only) also replays it as CUDA graphs; the first image pays the compile (one per scale). See ssgen/compile.py.
+    """
+    from .compile import compile_family, compile_mode
+
     config = name_or_path if isinstance(name_or_path, ModelConfig) else load_config(name_or_path)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    mode = compile_mode(compile, dev)  # a bad mode fails before any weights load
     family = loader(config.family)(config, dev, dt, offline=offline, progress=progress)
-    return Pipeline(config, family, dev, dt)
+    return Pipeline(config, compile_family(family, mode), dev, dt, compile=mode)
 
 
 __all__ = ["Pipeline", "GenerationResult", "load", "SSGenError"]

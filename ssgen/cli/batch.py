@@ -60,7 +60,8 @@ def batch(
     options.update(flags.options())
     ssg = build_ssg(config, flags, ssg_on, ssg_beta)
     report = B.run(config, jobs, out_dir, options=options, ssg=ssg, batch_size=batch_size, device=flags.device,
-                   dtype=flags.dtype, offline=True if flags.offline else None, overwrite=overwrite)
+                   dtype=flags.dtype, offline=True if flags.offline else None, overwrite=overwrite,
+                   compile=flags.compile_mode())
     if report.rank == 0:
         fast = report.generated and report.seconds > 0
         rate = f", {report.generated * report.world / report.seconds:.2f} images/s" if fast else ""

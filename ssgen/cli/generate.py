@@ -225,12 +225,14 @@ def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, save
                            each, overwrite)
     try:
         # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
+        from ..pipeline import describe_placement, load  # torch: only once every input check has passed
+
         if err.is_terminal:
-            err.print(f"[dim]loading {config.name} ...[/]", highlight=False)
-        from ..pipeline import load  # torch: only once every input check has passed
+            err.print(f"[dim]loading {config.name} ({describe_placement(flags.device, flags.dtype)}) ...[/]",
+                      highlight=False)
 
         pipe = load(config, device=flags.device, dtype=flags.dtype, offline=True if flags.offline else None,
-                    progress=True)
+                    progress=True, compile=flags.compile_mode())
     except BaseException:
         outputs.release()
         raise

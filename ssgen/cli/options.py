@@ -77,9 +77,20 @@ class GenFlags:
     offload: Optional[bool] = _opt(None, "--offload/--no-offload", rich_help_panel=T2I_PANEL,
                                    help="Infinity: move the text encoder off the GPU once prompts are encoded.")
     device: str = _opt("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
-    dtype: str = _opt("auto", "--dtype", help="auto, float32, bfloat16, float16 (bf16 is much faster on AMX CPUs).")
+    dtype: str = _opt("auto", "--dtype", help="auto, float32, bfloat16, float16. auto: bf16 on GPUs and on AMX CPUs, "
+                      "float32 on other CPUs (bf16 is slower there).")
     offline: bool = _opt(False, "--offline",
                          help="Use only weights already in the local cache (like HF_HUB_OFFLINE=1).")
+    compile: bool = _opt(False, "--compile", help="Opt-in: torch.compile the per-scale transformer step. The first "
+                         "image pays the compile time (one compile per scale); tokens equal eager ones up to float "
+                         "rounding.")
+    cuda_graphs: bool = _opt(False, "--cuda-graphs", help="Opt-in, CUDA only: --compile plus CUDA-graph replay of "
+                             "every scale's step (torch.compile mode reduce-overhead). The first images pay the "
+                             "compile time (one compile per scale); tokens equal eager ones up to float rounding.")
+
+    def compile_mode(self) -> bool | str:
+        """What `ssgen.load(compile=...)` takes: False, "default" (--compile) or "cuda-graphs" (--cuda-graphs)."""
+        return "cuda-graphs" if self.cuda_graphs else ("default" if self.compile else False)
 
     def options(self) -> dict[str, Any]:
         """The sampling and family options that were given, as `Pipeline.generate` takes them."""

@@ -68,6 +68,11 @@ class HartModel:
     def num_scales(self, options: dict[str, Any]) -> int:
         return self.n_scales
 
+    @property
+    def step_module(self) -> HART:
+        """The transformer whose `forward_scale` is the per-scale step (what `ssgen.compile` compiles)."""
+        return self.model
+
     def encode(self, prompts: list[str], system_prompt: bool = True) -> EncodedPrompts:
         """Prompts -> text features (B, T, Dt) and HART's mask/position ids (see text.py)."""
         enc = self.text.encode(prompts, self.hart_cfg.context_token, system_prompt)

@@ -431,7 +431,7 @@ class HART(nn.Module):
         w = self.head.weight
         if isinstance(self.lvl_embed, nn.Embedding):
             return self.lvl_embed.weight[k].view(1, 1, -1)
-        return self.lvl_embed(torch.tensor([k], device=w.device)).view(1, 1, -1)
+        return self.lvl_embed(torch.full((1,), k, device=w.device)).view(1, 1, -1)  # not torch.tensor: no H2D copy
 
     # --------------------------------------------------------------------------------- inference
     def context(self, features: torch.Tensor, mask: torch.Tensor, position_ids: torch.Tensor) -> Context:

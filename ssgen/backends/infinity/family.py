@@ -51,6 +51,11 @@ class InfinityModel:
     def n_scales(self) -> int:
         return self.num_scales(dict(self.config.defaults))
 
+    @property
+    def step_module(self) -> Infinity:
+        """The transformer whose `forward_scale` is the per-scale step (what `ssgen.compile` compiles)."""
+        return self.model
+
     def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
         o = parse(self.config.name, classes, prompts, options)
         run = InfinityRun(self, o.prompts, o.negative, o.cfg, o.tau, o.top_k, o.top_p, o.res, o.offload)
@@ -87,6 +92,9 @@ class InfinityRun:
         model.reset_cache()
         self.text = model.prepare_text(packed, lens)
         self.x = model.first_input(self.text)  # (bs, 1, C)
+        # every scale's RoPE cos/sin, built on the CPU and copied to the device here: inside the loop a copy
+        # to the GPU would wait for the GPU (a host-device sync per scale)
+        self.ropes = [rope_2d(h, w, res.full_hw, icfg.head_dim, m.device) for h, w in self.grid]
         Hf, Wf = self.vae_grid[-1]
         self.summed = torch.zeros(B, icfg.codebook_dim, 1, Hf, Wf, device=m.device)  # (B, d, 1, H, W)
 
@@ -96,10 +104,8 @@ class InfinityRun:
         return self.summed.squeeze(2)
 
     def logits(self, k: int) -> torch.Tensor:
-        h, w = self.grid[k]
-        rope = rope_2d(h, w, self.res.full_hw, self.m.icfg.head_dim, self.m.device)
         last = k == len(self.grid) - 1  # nothing attends to the last scale: no need to cache it
-        return self.m.model.forward_scale(self.x, self.text, k, rope, cache=not last)  # (bs, h*w, 2d) f32
+        return self.m.model.forward_scale(self.x, self.text, k, self.ropes[k], cache=not last)  # (bs, h*w, 2d) f32
 
     def guide(self, k: int, raw: torch.Tensor) -> torch.Tensor:
         l = raw.mul(1 / self.tau[k])  # (bs, h*w, 2d), as upstream: temperature first

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -207,10 +208,23 @@ def linear(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None) -> t
     packed = m.__dict__.get("packed")
     if packed is None:
         return F.linear(x, m.weight, b)
+    return onednn_linear(x, packed, b)
+
+
+@torch.library.custom_op("ssgen::onednn_linear", mutates_args=())
+def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """x (..., in) -> (..., out) through oneDNN's matmul with a weight `prepack_cpu` packed. A custom op so
+    that torch.compile (ssgen.compile) calls it as it stands: inductor's own lowering of the oneDNN op
+    only takes weights its freezing pass packed."""
     if x.numel() == x.shape[-1]:  # one row (bs = 1 at scale 0 without CFG, a (1, C) condition)
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(1, -1).repeat(2, 1), packed, b, "none", [], "")
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(1, -1).repeat(2, 1), packed, bias, "none", [], "")
         return y[:1].view(*x.shape[:-1], -1)
-    return torch.ops.mkldnn._linear_pointwise(x, packed, b, "none", [], "")
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+@onednn_linear.register_fake
+def _(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], packed.shape[0]))  # packed: (out, in)
 
 
 class Linear(nn.Linear):
@@ -509,7 +523,9 @@ class Infinity(nn.Module):
             chunk.to(dtype)
         return self
 
-    def reset_cache(self):
+    def reset_cache(self, release: bool = True):
+        """Forget the KV caches. They are always released (each scale's cache is a new torch.cat result);
+        `release` is there to be called as VAR's and HART's."""
         for b in self.blocks:
             b.sa.reset_cache()
 

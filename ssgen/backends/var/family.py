@@ -68,6 +68,11 @@ class VarModel:
     def num_scales(self, options: dict[str, Any]) -> int:
         return self.n_scales
 
+    @property
+    def step_module(self) -> VAR:
+        """The transformer whose `forward_scale` is the per-scale step (what `ssgen.compile` compiles)."""
+        return self.var
+
     def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
         c = self.var_cfg
         o = parse(self.config.name, classes, prompts, options, self.n_scales, c.num_classes, c.vocab_size)

@@ -1,0 +1,33 @@
+"""`dtype="auto"`: what it picks on each kind of CPU, and that it says why."""
+
+import torch
+
+import ssgen.pipeline as pipeline
+
+
+def test_auto_on_a_cpu_without_amx_is_float32(monkeypatch):
+    monkeypatch.setattr(pipeline, "cpu_has_amx", lambda: False)
+    dt, why = pipeline.auto_dtype(torch.device("cpu"))
+    assert dt == torch.float32 and "no AMX" in why
+    assert pipeline.resolve_dtype("auto", torch.device("cpu")) == torch.float32
+
+
+def test_auto_on_an_amx_cpu_is_bfloat16(monkeypatch):
+    monkeypatch.setattr(pipeline, "cpu_has_amx", lambda: True)
+    dt, why = pipeline.auto_dtype(torch.device("cpu"))
+    assert dt == torch.bfloat16 and "AMX" in why
+    assert pipeline.resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    assert pipeline.describe_placement("cpu", "auto") == "cpu, " + why
+
+
+def test_explicit_dtype_is_kept_whatever_the_cpu(monkeypatch):
+    monkeypatch.setattr(pipeline, "cpu_has_amx", lambda: True)
+    assert pipeline.resolve_dtype("float32", torch.device("cpu")) == torch.float32
+    assert pipeline.describe_placement("cpu", "fp32") == "cpu, float32"
+
+
+def test_this_machine_answers():
+    # the real probe: whatever this CPU is, it answers a bool and auto follows it
+    amx = pipeline.cpu_has_amx()
+    assert isinstance(amx, bool)
+    assert pipeline.resolve_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if amx else torch.float32)
