@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 
 import torch
-from bench import time_interleaved  # scripts/bench.py: the shared timing loop
+from bench import cpu_name, matmul_rate, print_profile, profile, time_interleaved  # scripts/bench.py
 
 import ssgen
 from ssgen.backends.hart.family import HartModel
@@ -80,6 +79,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="per-scale breakdown of one call (SSG off), as bench.py")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-ssg-compare", action="store_true", help="time only without SSG")
@@ -102,7 +102,15 @@ def main() -> None:
         pipe = build_hart(args.res, dtype, device, args.depth, args.width, args.heads)
         print(f"HART d{args.depth} w{args.width}: {pipe.n_params / 1e6:.0f}M parameters (transformer + residual MLP), "
               f"{args.res} px, {pipe.n_scales} scales", flush=True)
+        rate = matmul_rate(dtype, device)
+        print(f"{cpu_name()}, torch {torch.__version__}: large {dt_name} matmul {rate:.0f} GFLOP/s", flush=True)
         for b in args.batch:
+            if args.profile:
+                prof = profile(pipe, {"prompts": ["a red fox in the snow"] * b}, False, repeat=args.repeat)
+                print(f"HART {args.res}px {dt_name} B={b} SSG off: per-scale profile (ms per call, medians)")
+                print_profile(prof, b, rate)
+                rows.append({"dtype": dt_name, "batch": b, "profile": prof, "matmul_gflops": rate})
+                continue
             settings = [("off", False)] + ([] if args.no_ssg_compare else [("on", ssg_on)])
             res = time_interleaved(pipe, {"prompts": ["a red fox in the snow"] * b}, dict(settings), args.repeat,
                                    args.warmup)
@@ -118,13 +126,13 @@ def main() -> None:
                 print(f"  SSG overhead ratio: {row['ssg_overhead_ratio']:.3f}", flush=True)
             rows.append(row)
         del pipe
-    if len(args.dtype) > 1:
+    if len(args.dtype) > 1 and not args.profile:
         for b in args.batch:
             r = [x for x in rows if x["batch"] == b]
             print(f"B={b}: {r[0]['dtype']} / {r[-1]['dtype']} time ratio {r[0]['median_s'] / r[-1]['median_s']:.2f}x")
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-            "machine": platform.processor() or platform.machine(), "repeat": args.repeat,
-            "loadavg_at_start": load, "text_encoder": "excluded (random features)"}
+            "cpu": cpu_name(), "repeat": args.repeat, "loadavg_at_start": load,
+            "text_encoder": "excluded (random features)"}
     with open(args.json, "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)
     print(f"wrote {args.json}")

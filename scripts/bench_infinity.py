@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 
 import torch
-from bench import time_interleaved  # scripts/bench.py: the shared timing loop
+from bench import cpu_name, matmul_rate, print_profile, profile, time_interleaved  # scripts/bench.py
 
 import ssgen
 from ssgen.backends.infinity.family import InfinityModel
@@ -68,6 +67,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--text-tokens", type=int, default=32)
+    ap.add_argument("--profile", action="store_true", help="per-scale breakdown of one call (SSG off), as bench.py")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", default="bench-infinity.json")
@@ -83,6 +83,15 @@ def main() -> None:
         pipe = build(args.model, dtype, device, args.text_tokens)
         print(f"built {args.model} ({dt_name}) in {time.perf_counter() - t0:.1f} s", flush=True)
         prompts = [f"prompt {i}" for i in range(args.batch)]
+        rate = matmul_rate(dtype, device)
+        print(f"{cpu_name()}, torch {torch.__version__}: large {dt_name} matmul {rate:.0f} GFLOP/s", flush=True)
+        if args.profile:
+            prof = profile(pipe, {"prompts": prompts, "pn": args.pn}, False, repeat=args.repeat)
+            print(f"{args.model} {args.pn} {dt_name} B={args.batch} SSG off: per-scale profile (ms per call, medians)")
+            print_profile(prof, args.batch, rate)
+            rows.append({"dtype": dt_name, "batch": args.batch, "profile": prof, "matmul_gflops": rate})
+            del pipe
+            continue
         res = time_interleaved(pipe, {"prompts": prompts, "pn": args.pn}, {"off": False, "on": ssg_on}, args.repeat)
         for label, t in res.items():
             med = statistics.median(t)
@@ -96,11 +105,11 @@ def main() -> None:
         print(f"  SSG overhead ratio: {row['ssg_overhead_ratio']:.3f}", flush=True)
         rows.append(row)
         del pipe
-    if len(rows) > 1:
+    if len(rows) > 1 and not args.profile:
         print(f"{rows[0]['dtype']} / {rows[-1]['dtype']} speed ratio {rows[0]['median_s'] / rows[-1]['median_s']:.2f}x")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device),
-            "machine": platform.processor() or platform.machine(), "repeat": args.repeat,
+            "cpu": cpu_name(), "repeat": args.repeat,
             "text_tokens": args.text_tokens, "loadavg_at_end": load,
             "note": "text encoder excluded (random text features); VAE decode included"}
     with open(args.json, "w") as f:

@@ -2,10 +2,16 @@
 
 Checks, on cuda:0: the tiny VAR in float32 / bfloat16 / float16 gives finite images; the CUDA
 generators make per-image RNG batch-independent and repeatable; rng="batch" on CUDA matches
-itself; SSG runs in every dtype; and times a real-size random-weight VAR-d16 (bf16) with and
-without SSG. Prints one line per check and writes JSON (default gpu-check.json).
+itself; SSG runs in every dtype; `--compile` and `--cuda-graphs` give the eager tokens on the tiny
+models; no host-device sync inside the loop (torch.cuda.set_sync_debug_mode("error")). Then it times,
+with random real-size weights (bf16): VAR-d16 at B = 1 and 16 with and without SSG; VAR-d30 at B = 1
+and 64, eager / compile / cuda-graphs (the batch speed-up per image is the issue's >= 4x); Infinity-2B
+at 1M (1024 px), eager and compiled, SSG off and on (published anchor: 0.8 s per image on an H100
+after warm-up); and, with --official PATH, the official VAR sampler side by side on the same weights.
+Prints one line per check and writes one JSON (default gpu-check.json). Sized to fit ~8 minutes on
+an H100/H200; --quick skips the d30 / Infinity timings.
 
-    python scripts/gpu_check.py [--json out.json] [--depth 16]
+    python scripts/gpu_check.py [--json out.json] [--official /path/to/VAR] [--quick]
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ def main() -> int:
     ap.add_argument("--json", default="gpu-check.json")
     ap.add_argument("--depth", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--official", default=None, help="the official VAR source folder (scripts/bench_official.py)")
+    ap.add_argument("--quick", action="store_true", help="skip the VAR-d30 and Infinity-2B timings")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device")
@@ -102,10 +110,132 @@ def main() -> int:
         return out
     check(f"VAR-d{args.depth} speed", res, bench)
 
+    def compiled_tokens():
+        from ssgen.backends.hart.tiny import make_tiny_hart
+        from ssgen.backends.infinity.tiny import make_tiny_infinity
+
+        out = {}
+        for name, make, kw in (("var", make_tiny_var, {"classes": [1, 2]}),
+                               ("infinity", make_tiny_infinity, {"prompts": ["a red fox", "a cat"]}),
+                               ("hart", make_tiny_hart, {"prompts": ["a red fox", "a cat"]})):
+            path = str(make(tempfile.mkdtemp()))
+            eager = ssgen.load(path, device="cuda", dtype="float32").generate(**kw, seed=3, ssg=False)
+            for mode in (True, "cuda-graphs"):
+                p = ssgen.load(path, device="cuda", dtype="float32", compile=mode)
+                p.generate(**kw, seed=3, ssg=False)  # compiles every scale
+                r = p.generate(**kw, seed=3, ssg=False)
+                same = sum(torch.equal(a, b) for a, b in zip(r.tokens, eager.tokens))
+                out[f"{name}-{mode}"] = f"{same}/{len(r.tokens)} scales equal"
+        return out
+    check("compile / cuda-graphs tokens vs eager (tiny, fp32)", res, compiled_tokens)
+
+    def no_sync():
+        p = ssgen.load(str(tiny), device="cuda", dtype="float32")
+        import ssgen.loop as loop
+
+        orig = loop.run
+
+        def strict(backend, *a, **kw):  # the final decode may sync (to PIL); the per-scale loop may not
+            dec = backend.decode
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                backend.decode = lambda rng: (torch.cuda.set_sync_debug_mode(0), dec(rng))[1]
+                return orig(backend, *a, **kw)
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        import ssgen.pipeline as pl
+        pl.run_loop = strict
+        try:
+            p.generate(classes=[1, 2], seed=0, ssg=ssgen.SSG(beta=0.5, scales=(1, -1)))
+        finally:
+            pl.run_loop = orig
+        return "no synchronizing call between the first logits and the decode"
+    check("no host-device sync in the loop", res, no_sync)
+
+    if not args.quick:
+        check("VAR-d30 B=1 / B=64, eager / compile / cuda-graphs (bf16)", res, lambda: var_d30(args.repeat))
+        check("Infinity-2B 1M, eager / compile, SSG off / on (bf16)", res,
+              lambda: infinity_1m(max(2, args.repeat // 2)))
+    if args.official:
+        check("official VAR sampler side by side (d16 and d30, bf16 autocast vs ssgen bf16)", res,
+              lambda: official_side_by_side(args.official, args.repeat))
+
     with open(args.json, "w") as f:
         json.dump(res, f, indent=1)
     print(f"wrote {args.json}")
     return 0 if all(v.get("ok", True) for v in res.values() if isinstance(v, dict)) else 1
+
+
+def var_d30(repeat: int) -> dict:
+    sys.path.insert(0, "scripts")
+    from bench import build_var, time_generate
+
+    from ssgen.compile import compile_family
+
+    out = {}
+    for mode in (None, "default", "cuda-graphs"):
+        pipe = build_var(30, torch.bfloat16, torch.device("cuda"))
+        compile_family(pipe.family, mode)
+        per = {}
+        for b in (1, 64):
+            t = statistics.median(time_generate(pipe, b, False, repeat, warmup=2))
+            per[b] = t / b
+            out[f"{mode or 'eager'}-B{b}"] = {"s_per_call": t, "s_per_image": t / b, "images_per_s": b / t}
+        out[f"{mode or 'eager'}-batch64-speedup-per-image"] = per[1] / per[64]
+        print(f"      d30 {mode or 'eager'}: B=1 {per[1]:.3f} s/image, B=64 {per[64]:.4f} s/image "
+              f"({per[1] / per[64]:.1f}x)", flush=True)
+        del pipe
+        torch._dynamo.reset()
+        torch.cuda.empty_cache()
+    return out
+
+
+def infinity_1m(repeat: int) -> dict:
+    sys.path.insert(0, "scripts")
+    from bench import time_interleaved
+    from bench_infinity import build
+
+    from ssgen.compile import compile_family
+
+    out = {}
+    for mode in (None, "default"):
+        pipe = build("infinity-2b", torch.bfloat16, torch.device("cuda"), 32)
+        compile_family(pipe.family, mode)
+        t = time_interleaved(pipe, {"prompts": ["a red fox"], "pn": "1M"},
+                             {"off": False, "on": ssgen.SSG(beta=0.5, scales=(1, -1))}, repeat, warmup=1)
+        off, on = statistics.median(t["off"]), statistics.median(t["on"])
+        out[mode or "eager"] = {"s_per_image": off, "s_per_image_ssg": on, "ssg_ratio": on / off,
+                                "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+        print(f"      infinity-2b 1M {mode or 'eager'}: {off:.3f} s/image, SSG {on / off:.3f}x", flush=True)
+        del pipe
+        torch._dynamo.reset()
+        torch.cuda.empty_cache()
+    return out
+
+
+def official_side_by_side(path: str, repeat: int) -> dict:
+    sys.path.insert(0, "scripts")
+    from bench import build_var
+    from bench_official import build_official, import_official, official_call, ssgen_call
+    from bench_official import time_interleaved as interleave
+
+    models = import_official(path)
+    out = {}
+    for depth, b in ((16, 1), (16, 16), (30, 1), (30, 64)):
+        pipe = build_var(depth, torch.bfloat16, torch.device("cuda"))
+        var, _, fast = build_official(models, pipe)  # fp32 weights, as the demo (autocast does the rest)
+        var = var.float().cuda()
+        var.vae_proxy[0].cuda(), var.vae_quant_proxy[0].cuda()
+        var.rng = torch.Generator(device="cuda")  # built on its dist.get_device(), the CPU here
+        classes = [(207 + i) % 1000 for i in range(b)]
+        t = interleave({"ssgen": lambda r, p=pipe, c=classes: ssgen_call(p, c, r),
+                        "official": lambda r, v=var, c=classes: official_call(v, c, r, autocast=True)}, repeat)
+        a, o = statistics.median(t["ssgen"]), statistics.median(t["official"])
+        out[f"d{depth}-B{b}"] = {"ssgen_s": a, "official_s": o, "ratio": a / o, "official_fast_paths": fast}
+        print(f"      d{depth} B={b}: ssgen {a:.3f} s, official {o:.3f} s, ratio {a / o:.2f}", flush=True)
+        del pipe, var
+        torch.cuda.empty_cache()
+    return out
 
 
 if __name__ == "__main__":

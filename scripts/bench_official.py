@@ -1,0 +1,404 @@
+"""Benchmark: ssgen's VAR against the official VAR sampler, side by side, in one process.
+
+Both run the same random real-size weights (ssgen's `scripts/bench.py` model, loaded strictly into
+the official modules), interleaved call by call so that a busy machine slows both alike, and the
+script prints the medians and the ratio ssgen/official (< 1: ssgen is faster). It also counts the
+transformer FLOPs of one generation and sets the achieved rate against a large matmul on this CPU.
+A benchmark, never a test.
+
+The official code (FoundationVision/VAR) is imported at run time from a folder given by --official
+or the environment variable SSGEN_OFFICIAL_VAR; nothing of it lives in this repository. Get it with
+    mkdir -p /tmp/var_official && git --git-dir=/work/.mirror/FoundationVision+VAR/repo archive HEAD \\
+        | tar -x -C /tmp/var_official
+or `git clone https://github.com/FoundationVision/VAR /tmp/var_official`. It needs no package beyond
+the venv's (torch, numpy, huggingface_hub); flash_attn / xformers are optional there and this script
+builds it with flash_if_available=False, fused_if_available=False (its plain-PyTorch path, SDPA).
+
+What runs:
+- ssgen: `pipe.generate(classes, seed=r, cfg=4.0, top_k=900, top_p=0.95, more_smooth=False, ssg=False)`
+  (rng per-image, the default; the result includes the PIL conversion, as a user gets it).
+- official: `var.autoregressive_infer_cfg(B, label_B, cfg=4.0, top_k=900, top_p=0.95, g_seed=r,
+  more_smooth=False)`.
+- float32: both fp32. bfloat16: ssgen with bf16 weights (its bf16 path); the official code as its demo
+  runs it: fp32 weights under `torch.autocast("cpu", dtype=torch.bfloat16)`.
+Both under `torch.inference_mode()`.
+
+The FLOP line counts ssgen's transformer only: FlopCounterMode around each `VarRun.logits(k)` call
+(all blocks + head, both CFG halves; not the VAE, the sampler or the word embedding of the next
+input), in a run of its own; the transformer time is the sum of the `logits(k)` wall times in separate
+un-instrumented runs, and the reference matmul is timed between those runs. `--check` compares, in
+float32 with B=1 and the same seed, ssgen with rng="batch" (the official draw order) against the
+official sampler: its tokens (recorded by wrapping its sampler) and the image's max abs difference.
+
+Examples (from the repository root):
+    export SSGEN_OFFICIAL_VAR=/tmp/var_official
+    .venv/bin/python scripts/bench_official.py --tiny --repeat 3 --check       # seconds: develop with this
+    .venv/bin/python scripts/bench_official.py --repeat 3 --dtype float32      # real-size VAR-d16
+    .venv/bin/python scripts/bench_official.py --batch 1 4 --threads 16 --json d16.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import importlib
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import CPU_SDPA, build_var  # noqa: E402
+
+from ssgen.backends.var.family import VarRun  # noqa: E402
+from ssgen.backends.var.model import IGNORED_KEYS_VAR  # noqa: E402
+from ssgen.backends.var.vae import IGNORED_KEYS_VAE  # noqa: E402
+from ssgen.errors import ConfigError, SSGenError, first_line  # noqa: E402
+from ssgen.pipeline import Pipeline  # noqa: E402
+
+EXTRACT_HINT = ("mkdir -p /tmp/var_official && git --git-dir=/work/.mirror/FoundationVision+VAR/repo archive HEAD "
+                "| tar -x -C /tmp/var_official (or git clone https://github.com/FoundationVision/VAR)")
+SAMPLING = dict(cfg=4.0, top_k=900, top_p=0.95, more_smooth=False)
+MATMUL = (4096, 1024, 4096)  # (M, K, N) of the reference matmul
+
+
+
+
+# ------------------------------------------------------------------------------------------------
+# machine
+# ------------------------------------------------------------------------------------------------
+
+
+def cpu_info() -> dict:
+    """Model name and the flags that decide the bf16 speed (AMX, AVX512-BF16) from /proc/cpuinfo."""
+    name, flags = None, set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name" and name is None:
+                name = val.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(val.split())
+    except OSError:
+        pass
+    info = {"model_name": name or platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    info.update({f: f in flags for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")})
+    return info
+
+
+def matmul_timer(dtype: torch.dtype):
+    """A function that times one (4096 x 1024) @ (1024 x 4096) matmul in `dtype` -> seconds (into a
+    preallocated output, so the allocator's page faults are not counted)."""
+    M, K, N = MATMUL
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(M, K, generator=g).to(dtype), torch.randn(K, N, generator=g).to(dtype)
+    out = torch.empty(M, N, dtype=dtype)
+
+    def timed() -> float:
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            torch.matmul(a, b, out=out)
+            return time.perf_counter() - t0
+
+    timed()  # warm-up
+    return timed
+
+
+def gflops(flops: float, seconds: list[float]) -> float:
+    return flops / statistics.median(seconds) / 1e9
+
+
+# ------------------------------------------------------------------------------------------------
+# the official code
+# ------------------------------------------------------------------------------------------------
+
+
+def import_official(path: str | None):
+    """Import the official `models` package from its source folder -> the module."""
+    if not path:
+        raise ConfigError(f"no official VAR code: pass --official PATH or set SSGEN_OFFICIAL_VAR; get it with: "
+                          f"{EXTRACT_HINT}")
+    root = Path(path).expanduser().resolve()
+    if not (root / "models" / "var.py").is_file() or not (root / "dist.py").is_file():
+        raise ConfigError(f"{root} is not the official VAR source (no models/var.py, dist.py); get it with: "
+                          f"{EXTRACT_HINT}")
+    sys.path.insert(0, str(root))  # it imports itself as top-level `models` and `dist`
+    models = importlib.import_module("models")
+    if Path(models.__file__).resolve().parent != root / "models":
+        raise ConfigError(f"`import models` found {models.__file__}, not {root}/models: another package named "
+                          "models shadows it; run from a clean environment")
+    return models
+
+
+def load_strict(official: torch.nn.Module, ours: torch.nn.Module, allowed: tuple[str, ...]) -> list[str]:
+    """Load ssgen's state dict into the official module with strict=True.
+
+    Keys ssgen does not have are filled from the official module's own state dict, and must all match
+    `allowed` (ssgen's IGNORED_KEYS_*: training-only buffers, the VAE's encoder side). Returns them.
+    """
+    own, sd = official.state_dict(), ours.state_dict()
+    extra = [k for k in sd if k not in own]
+    if extra:
+        raise RuntimeError(f"ssgen has keys the official {type(official).__name__} lacks: {extra[:5]}")
+    taken = [k for k in own if k not in sd]
+    bad = [k for k in taken if not any(fnmatch.fnmatchcase(k, p) for p in allowed)]
+    if bad:
+        raise RuntimeError(f"official {type(official).__name__} needs keys ssgen lacks: {bad[:5]}")
+    official.load_state_dict({**{k: own[k] for k in taken}, **sd}, strict=True)
+    return taken
+
+
+def build_official(models, pipe: Pipeline):
+    """The official VQVAE + VAR with the architecture of ssgen's pipe and its weights (fp32, CPU)."""
+    vcfg, vae_cfg = pipe.family.var_cfg, pipe.family.vae.cfg
+    with contextlib.redirect_stdout(io.StringIO()):  # its constructor prints a config banner
+        vae = models.VQVAE(vocab_size=vcfg.vocab_size, z_channels=vcfg.latent_channels, ch=vae_cfg.ch,
+                           test_mode=True, share_quant_resi=vae_cfg.share_quant_resi, v_patch_nums=vcfg.patch_nums)
+        var = models.VAR(vae_local=vae, num_classes=vcfg.num_classes, depth=vcfg.depth, embed_dim=vcfg.width,
+                         num_heads=vcfg.heads, mlp_ratio=4.0, drop_rate=0.0, attn_drop_rate=0.0,
+                         drop_path_rate=0.1 * vcfg.depth / 24, norm_eps=vcfg.norm_eps, shared_aln=vcfg.shared_aln,
+                         cond_drop_rate=0.1, attn_l2_norm=vcfg.attn_l2_norm, patch_nums=vcfg.patch_nums,
+                         flash_if_available=False, fused_if_available=False)  # as models.build_vae_var
+    # Filled from the official modules themselves (ssgen derives or drops them):
+    #   VAR: lvl_1L, attn_bias_for_masking (training mask), blocks.*.attn.zero_k_bias (zeros);
+    #   VQVAE: encoder.*, quant_conv.* (image -> tokens only) and quantize.ema_vocab_hit_SV (training stat).
+    # Everything generation uses (codebook, phi convs, post_quant_conv, decoder.*) comes from ssgen.
+    taken = {"var": load_strict(var, pipe.family.var, IGNORED_KEYS_VAR),
+             "vae": load_strict(vae, pipe.family.vae, IGNORED_KEYS_VAE)}
+    var.eval(), vae.eval()
+    blocks = var.blocks
+    fast = {"flash": sum(b.attn.using_flash for b in blocks), "xformers": sum(b.attn.using_xform for b in blocks),
+            "fused_mlp": sum(b.ffn.fused_mlp_func is not None for b in blocks)}
+    return var, taken, fast
+
+
+def summarize_taken(keys: list[str]) -> str:
+    heads = sorted({k.split(".")[0] if not k.startswith("quantize.") else k for k in keys})
+    return ", ".join(heads) if heads else "nothing"
+
+
+# ------------------------------------------------------------------------------------------------
+# the two calls
+# ------------------------------------------------------------------------------------------------
+
+
+def ssgen_call(pipe: Pipeline, classes: list[int], seed: int, rng: str = "per-image"):
+    with torch.inference_mode():
+        return pipe.generate(classes=classes, seed=seed, ssg=False, rng=rng, **SAMPLING)
+
+
+def official_call(var, classes: list[int], seed: int, autocast: bool) -> torch.Tensor:
+    """The official sampler on the device its weights are on; `autocast`: bf16 autocast, as its demo runs."""
+    dev = next(var.parameters()).device
+    labels = torch.tensor(classes, dtype=torch.long, device=dev)
+    ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    with torch.inference_mode(), ctx:
+        return var.autoregressive_infer_cfg(B=len(classes), label_B=labels, g_seed=seed, **SAMPLING)
+
+
+def time_interleaved(runs: dict, repeat: int, warmup: int = 1) -> dict:
+    """{label: fn(seed)} -> {label: [seconds per call]}, the labels alternating run by run."""
+    for _ in range(warmup):
+        for fn in runs.values():
+            fn(0)
+    times: dict = {k: [] for k in runs}
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for r in range(repeat):
+        for label, fn in runs.items():
+            sync()
+            t0 = time.perf_counter()
+            fn(r)
+            sync()
+            times[label].append(time.perf_counter() - t0)
+    return times
+
+
+@contextlib.contextmanager
+def around_logits(make_ctx):
+    """Run every `VarRun.logits(k)` (the transformer: all blocks + head, CFG rows included) inside
+    `make_ctx()`; restored on exit."""
+    orig = VarRun.logits
+
+    def logits(self, k):
+        with make_ctx():
+            return orig(self, k)
+
+    VarRun.logits = logits
+    try:
+        yield
+    finally:
+        VarRun.logits = orig
+
+
+def transformer_flops(pipe: Pipeline, classes: list[int]) -> int:
+    """FLOPs of the transformer calls of one ssgen generation (FlopCounterMode around `logits` only,
+    so the VAE's convolutions and the sampler are not counted)."""
+    counters = []
+
+    def counting():
+        counters.append(FlopCounterMode(display=False, custom_mapping=CPU_SDPA))
+        return counters[-1]
+
+    with around_logits(counting):
+        ssgen_call(pipe, classes, 0)
+    return sum(c.get_total_flops() for c in counters)
+
+
+def transformer_seconds(pipe: Pipeline, classes: list[int], runs: int, matmul, per_run: int = 4):
+    """Sum of the `logits(k)` wall times of a generation, for `runs` un-instrumented generations, each
+    followed by `per_run` timed reference matmuls (adjacent in time: on a shared machine the load
+    changes from minute to minute) -> (transformer seconds per run, matmul seconds)."""
+    out, mm = [], []
+    for r in range(runs):
+        spent = [0.0]
+
+        @contextlib.contextmanager
+        def timing(spent=spent):
+            t0 = time.perf_counter()
+            yield
+            spent[0] += time.perf_counter() - t0
+
+        with around_logits(timing):
+            ssgen_call(pipe, classes, r)
+        out.append(spent[0])
+        mm += [matmul() for _ in range(per_run)]
+    return out, mm
+
+
+# ------------------------------------------------------------------------------------------------
+# --check
+# ------------------------------------------------------------------------------------------------
+
+
+def check_agreement(pipe: Pipeline, var, models, seed: int = 0, cls: int = 207) -> dict:
+    """fp32, B=1, same seed: ssgen (rng="batch", the official draw order) against the official sampler.
+    The official tokens are recorded by wrapping its sampler function."""
+    tokens = []
+    orig = models.var.sample_with_top_k_top_p_
+
+    def recording(*a, **kw):
+        idx = orig(*a, **kw)
+        tokens.append(idx[:, :, 0].clone())
+        return idx
+
+    models.var.sample_with_top_k_top_p_ = recording
+    try:
+        img_off = official_call(var, [cls], seed, autocast=False).float()
+    finally:
+        models.var.sample_with_top_k_top_p_ = orig
+    res = ssgen_call(pipe, [cls], seed, rng="batch")
+    same = [torch.equal(a, b) for a, b in zip(res.tokens, tokens)]
+    diff = (res.pixels - img_off).abs().max().item()
+    return {"class": cls, "seed": seed, "scales": len(same), "tokens_equal": sum(same),
+            "first_token_difference": same.index(False) if not all(same) else None,
+            "image_max_abs_diff": diff, "agree": all(same) and len(same) == len(tokens) and diff <= 1e-4}
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--official", default=os.environ.get("SSGEN_OFFICIAL_VAR"),
+                    help="folder of the official VAR source (default: $SSGEN_OFFICIAL_VAR)")
+    ap.add_argument("--depth", type=int, default=16)
+    ap.add_argument("--tiny", action="store_true", help="the goldens' tiny VAR (depth 2, width 128, VAE ch 32)")
+    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
+    ap.add_argument("--batch", type=int, nargs="+", default=[1])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--check", action="store_true", help="fp32, B=1: confirm ssgen and the official images agree")
+    ap.add_argument("--json", default="bench-official.json")
+    args = ap.parse_args()
+    try:
+        run(args)
+    except SSGenError as e:
+        print(f"error: {first_line(e, limit=400)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run(args) -> None:
+    models = import_official(args.official)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cpu = cpu_info()
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu, "repeat": args.repeat,
+            "official": str(Path(args.official).resolve()), "sampling": SAMPLING}
+    print(f"CPU: {cpu['model_name']} ({cpu['cores']} cores; amx_bf16={cpu['amx_bf16']} "
+          f"avx512_bf16={cpu['avx512_bf16']} avx2={cpu['avx2']}); torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads", flush=True)
+
+    def build(dtype: torch.dtype) -> Pipeline:
+        if args.tiny:
+            return build_var(2, dtype, torch.device("cpu"), vae_ch=32, width=128, heads=2)
+        return build_var(args.depth, dtype, torch.device("cpu"))
+
+    rows, checks = [], []
+    for dt_name in args.dtype:
+        dtype = getattr(torch, dt_name)
+        pipe = build(dtype)
+        var, taken, fast = build_official(models, pipe)
+        autocast = dtype != torch.float32
+        meta.setdefault("official_keys_from_itself", {k: summarize_taken(v) for k, v in taken.items()})
+        meta.setdefault("official_fast_paths", fast)
+        how = ("official: fp32 weights under torch.autocast('cpu', bfloat16), as its demo; ssgen: bf16 weights"
+               if autocast else "both fp32")
+        print(f"\n== {pipe.config.name} {dt_name}: {how}; official keys taken from itself: "
+              f"VAR {meta['official_keys_from_itself']['var']}; VAE {meta['official_keys_from_itself']['vae']}; "
+              f"official fast paths in use: {fast}", flush=True)
+        if args.check and dtype == torch.float32:
+            checks.append(report_check(check_agreement(pipe, var, models)))
+        matmul = matmul_timer(dtype)
+        for b in args.batch:
+            classes = [(207 + i) % 1000 for i in range(b)]
+            runs = {"ssgen": lambda r, p=pipe, c=classes: ssgen_call(p, c, r),
+                    "official": lambda r, v=var, c=classes, a=autocast: official_call(v, c, r, a)}
+            times = time_interleaved(runs, args.repeat)
+            ms, mo = statistics.median(times["ssgen"]), statistics.median(times["official"])
+            flops = transformer_flops(pipe, classes)
+            tt, mm_times = transformer_seconds(pipe, classes, min(3, args.repeat), matmul)
+            mt = statistics.median(tt)
+            achieved, rate = flops / mt / 1e9, gflops(2 * math.prod(MATMUL), mm_times)
+            bs, bo = min(times["ssgen"]), min(times["official"])  # on a shared machine the best runs say more
+            print(f"{dt_name:8s} B={b:<3d} ssgen    median {ms:.3f} s/call ({ms / b:.3f} s/image), best {bs:.3f}\n"
+                  f"{'':13s}official median {mo:.3f} s/call ({mo / b:.3f} s/image), best {bo:.3f}\n"
+                  f"{'':13s}ratio ssgen/official {ms / mo:.3f} (<1 = ssgen faster); of the best runs {bs / bo:.3f}\n"
+                  f"{'':13s}transformer: {flops / b / 1e12:.3f} TFLOP per image, achieved {achieved:.1f} GFLOP/s "
+                  f"= {100 * achieved / rate:.0f}% of this CPU's large-matmul rate {rate:.1f} GFLOP/s\n"
+                  f"{'':13s}  (transformer = ssgen's logits(k) calls, CFG rows included: {mt:.3f} s per call = "
+                  f"{100 * mt / ms:.0f}% of ssgen's median call; matmul {MATMUL[0]}x{MATMUL[1]} @ "
+                  f"{MATMUL[1]}x{MATMUL[2]} {dt_name}, timed between the transformer runs)", flush=True)
+            rows.append({"model": pipe.config.name, "dtype": dt_name, "batch": b, "official_mode": how,
+                         "ssgen_times_s": times["ssgen"], "official_times_s": times["official"],
+                         "ssgen_median_s": ms, "official_median_s": mo, "ratio_ssgen_over_official": ms / mo,
+                         "ratio_best_runs": bs / bo,
+                         "transformer_flops_per_call": flops, "transformer_times_s": tt,
+                         "transformer_gflops": achieved, "matmul_gflops": rate, "matmul_times_s": mm_times})
+        del pipe, var
+    if args.check and "float32" not in args.dtype:
+        pipe = build(torch.float32)
+        var, _, _ = build_official(models, pipe)
+        checks.append(report_check(check_agreement(pipe, var, models)))
+    with open(args.json, "w") as f:
+        json.dump({"meta": meta, "rows": rows, "check": checks}, f, indent=1)
+    print(f"wrote {args.json}")
+
+
+def report_check(c: dict) -> dict:
+    print(f"check (float32, B=1, class {c['class']}, seed {c['seed']}, ssgen rng=batch): tokens equal at "
+          f"{c['tokens_equal']}/{c['scales']} scales, image max abs diff {c['image_max_abs_diff']:.2e} -> "
+          f"{'agree' if c['agree'] else 'DIFFER'}", flush=True)
+    return c
+
+
+if __name__ == "__main__":
+    main()
