@@ -53,6 +53,9 @@ class HartModel:
     safety: Any = None  # SafetyChecker, loaded on first use
     notes: list[str] = field(default_factory=list)  # what loading adapted, as upstream does (one line)
 
+    def __post_init__(self):
+        self.tokenizer.channels_last()  # the decoder runs NHWC (VQVAE.channels_last)
+
     @property
     def patch_nums(self) -> tuple[int, ...]:
         return self.hart_cfg.patch_nums

