@@ -6,8 +6,9 @@ their sampling semantics are in options.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 
@@ -17,6 +18,7 @@ from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
 from ..checks import smoothing
 from ..common import Call, cfg_mix, per_image
+from .encoder import VQEncoder, img_to_idxBl, load_encoder
 from .model import IGNORED_KEYS_VAR, VAR, VARConfig, fields_from_state_dict
 from .options import parse
 from .vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
@@ -48,17 +50,31 @@ def _check_fields(config: ModelConfig, vcfg: VARConfig, found: dict, path) -> VA
 
 @dataclass
 class VarModel:
-    """Loaded VAR (a `common.Family`): the transformer and the VQVAE, on one device and dtype."""
+    """Loaded VAR (a `common.Family`): the transformer and the VQVAE, on one device and dtype.
 
+    The VAE's encoder side (image -> tokens) is read from `vae_path` on the first edit (`encoder()`)."""
+
+    can_edit: ClassVar[bool] = True
     config: ModelConfig
     var_cfg: VARConfig
     var: VAR
     vae: VQVAE
     device: torch.device
     dtype: torch.dtype
+    vae_path: Path | None = None  # the resolved VAE file, for the encoder
+    _encoder: VQEncoder | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.vae.channels_last()  # the decoder runs NHWC (VQVAE.channels_last)
+
+    def encoder(self) -> VQEncoder:
+        """The VAE's encoder + quant_conv, loaded from the VAE file on first use (generation never reads them)."""
+        if self._encoder is None:
+            if self.vae_path is None:
+                raise WeightsError(f"{self.config.name}: no VAE file known to read the encoder from; load the model "
+                                   "with ssgen.load to edit images")
+            self._encoder = load_encoder(self.vae_path, self.vae.cfg, self.dtype, self.device)
+        return self._encoder
 
     @property
     def patch_nums(self) -> tuple[int, ...]:
@@ -90,12 +106,33 @@ class VarRun:
         pns = m.patch_nums
         self.grid = [(p, p) for p in pns]
         self.B = len(classes)
-        labels = torch.tensor(classes, dtype=torch.long, device=m.device)
+        null = m.var_cfg.num_classes  # class None = the null class (the unconditional embedding), as upstream
+        labels = torch.tensor([null if c is None else c for c in classes], dtype=torch.long, device=m.device)
         m.var.reset_cache()
         self.cond = m.var.cond_embed(labels)  # (2B, C)
         self.x = m.var.first_input(self.cond)  # (2B, 1, C)
         Cvae, P = m.var_cfg.latent_channels, pns[-1]
         self.f_hat = torch.zeros(self.B, Cvae, P, P, device=m.device, dtype=m.dtype)  # (B, Cvae, P, P)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) pixels of this call's images: the last scale's grid times the VAE's downsampling (16)."""
+        P = self.grid[-1][0] * self.m.vae.downsample
+        return P, P
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """x (B, 3, H, W) float32 in [-1, 1] (H, W = image_size) -> (tokens, recon): per scale the input's
+        (B, pn*pn) int64 codes (upstream's img_to_idxBl) and (B, 3, H, W) float32 in [0, 1], their decoding.
+        Image by image, as the decoder runs, so an image's tokens do not depend on its batch."""
+        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != self.image_size:
+            H, W = self.image_size
+            raise ValueError(f"encode takes (B, 3, {H}, {W}) images, got {tuple(x.shape)}")
+        enc, vae = self.m.encoder(), self.m.vae
+        per = [img_to_idxBl(enc, vae, x[i:i + 1].contiguous()) for i in range(x.shape[0])]
+        tokens = [torch.cat([t[k] for t, _ in per]) for k in range(len(self.grid))]  # each (B, pn*pn)
+        f_hat = torch.cat([f for _, f in per])  # (B, Cvae, P, P) float32
+        return tokens, per_image(vae.decode, f_hat).float()
 
     def logits(self, k: int) -> torch.Tensor:
         return self.m.var.forward_scale(self.x, self.cond)  # (2B, pn*pn, V) float32
@@ -170,4 +207,4 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     with empty_model():
         vae = VQVAE(vae_cfg)
     load_into(vae, vsd, "vae", v_path, dtype=dtype, device=device)
-    return VarModel(config, vcfg, var.eval(), vae.eval(), device, dtype)
+    return VarModel(config, vcfg, var.eval(), vae.eval(), device, dtype, vae_path=Path(v_path))

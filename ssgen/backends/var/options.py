@@ -14,6 +14,7 @@ from typing import Any
 from ..checks import cfg_weights, check_classes, check_known, flag, recorded, top_k_top_p
 
 OPTIONS = ("cfg", "top_k", "top_p", "more_smooth")
+CAN_EDIT = True  # VarModel.can_edit: the VAE file holds the encoder (encoder.py), so images can be edited
 # what a config's `model:` may hold: VARConfig's fields (tests keep the two in sync), the VAE width and
 # the image size (informational)
 MODEL_FIELDS = ("depth", "width", "heads", "patch_nums", "vocab_size", "latent_channels", "num_classes",

@@ -20,6 +20,28 @@ def var_training_buffers(sd: dict, patch_nums: tuple[int, ...], depth: int, widt
     return sd
 
 
+def encoder_weights(cfg, seed: int) -> dict:
+    """Random weights of the VAE's encoder side (`encoder.*`, `quant_conv.*`, as the official files carry),
+    drawn from a generator of their own (the global RNG is not touched): convs N(0, 1/fan_in), biases 0,
+    GroupNorms the identity."""
+    from ...checkpoint import empty_model
+    from .encoder import VQEncoder
+
+    with empty_model():
+        enc = VQEncoder(cfg)
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for name, t in enc.state_dict().items():
+        if ".norm" in name:  # GroupNorm: norm1, norm2, norm, norm_out
+            sd[name] = torch.ones(t.shape) if name.endswith("weight") else torch.zeros(t.shape)
+        elif name.endswith("bias"):
+            sd[name] = torch.zeros(t.shape)
+        else:  # a conv kernel (cout, cin, kh, kw)
+            fan_in = t.shape[1] * t.shape[2] * t.shape[3]
+            sd[name] = torch.randn(t.shape, generator=g) / fan_in**0.5
+    return sd
+
+
 def make_tiny_var(out_dir: str | Path, seed: int = 0, patch_nums: tuple[int, ...] = (1, 2, 3, 4),
                   depth: int = 2, width: int = 128, heads: int = 2, vae_ch: int = 32,
                   name: str = "var-tiny") -> Path:
@@ -38,6 +60,7 @@ def make_tiny_var(out_dir: str | Path, seed: int = 0, patch_nums: tuple[int, ...
     sd = var_training_buffers(var.state_dict(), patch_nums, depth, vcfg.width)
     torch.save(sd, out / "transformer.pth")
     vsd = dict(vae.state_dict(), **{"quantize.ema_vocab_hit_SV": torch.zeros(len(patch_nums), 4096)})
+    vsd.update(encoder_weights(vae.cfg, seed))  # last: the decoder side above is drawn as before
     torch.save(vsd, out / "vae.pth")
     cfg = {
         "name": name, "family": "var", "description": "tiny random-weight VAR (noise images; for tests and demos)",

@@ -2,7 +2,8 @@
 
 Parameter names equal the official ones for everything generation uses: the codebook
 `quantize.embedding`, the residual convs `quantize.quant_resi.qresi_ls.{i}` (the "phi" of the paper),
-`post_quant_conv` and `decoder.*`. The encoder side is left out (see `IGNORED_KEYS_VAE`).
+`post_quant_conv` and `decoder.*`. The encoder side (`encoder.*`, `quant_conv.*`: image -> tokens, for
+editing) is encoder.py's, loaded from the same file only when an edit needs it (see `IGNORED_KEYS_VAE`).
 
 Latent bookkeeping of one image batch (B images, K scales, f_hat on the last scale's grid):
 
@@ -31,8 +32,8 @@ import torch.nn.functional as F
 from ...errors import ConfigError
 
 # Keys of the official VQVAE checkpoint that generation does not use (fnmatch patterns):
-#   encoder.*                 the image -> latent encoder (only for tokenising images / training)
-#   quant_conv.*              the conv between encoder and quantizer (same reason)
+#   encoder.*                 the image -> latent encoder (editing loads it lazily: encoder.py)
+#   quant_conv.*              the conv between encoder and quantizer (same)
 #   quantize.ema_vocab_hit_SV (K, V) training statistic of codebook usage (a buffer)
 IGNORED_KEYS_VAE: tuple[str, ...] = ("encoder.*", "quant_conv.*", "quantize.ema_vocab_hit_SV")
 
