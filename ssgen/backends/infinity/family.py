@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -21,8 +21,9 @@ from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
 from ..common import Call, per_image
+from .encoder import BSQEncoder, encode_image, load_encoder
 from .model import IGNORED_KEYS_INFINITY, Infinity, InfinityConfig, fields_from_state_dict, rope_2d, upstream_cfg_uncond
-from .options import Resolution, num_scales, parse
+from .options import PX_PER_TOKEN, Resolution, num_scales, parse
 from .text import TextEncoder
 from .vae import BSQVAE, IGNORED_KEYS_VAE, VAEConfig, patchify, unpatchify_bits, upsample_to
 
@@ -33,8 +34,12 @@ from .vae import BSQVAE, IGNORED_KEYS_VAE, VAEConfig, patchify, unpatchify_bits,
 
 @dataclass
 class InfinityModel:
-    """Loaded Infinity (a `common.Family`): transformer, BSQ VAE and T5 text encoder on one device."""
+    """Loaded Infinity (a `common.Family`): transformer, BSQ VAE and T5 text encoder on one device.
 
+    The VAE's encoder side (image -> bits, for editing: ssgen's own) is read from `vae_path` on the first edit
+    (`encoder()`)."""
+
+    can_edit: ClassVar[bool] = True
     config: ModelConfig
     icfg: InfinityConfig
     model: Infinity
@@ -43,6 +48,17 @@ class InfinityModel:
     device: torch.device
     dtype: torch.dtype
     notes: list[str] = field(default_factory=list)  # what loading adapted, as upstream does (one line)
+    vae_path: Path | None = None  # the resolved VAE file, for the encoder
+    _encoder: BSQEncoder | None = field(default=None, repr=False)
+
+    def encoder(self) -> BSQEncoder:
+        """The VAE's encoder, loaded (float32) from the VAE file on first use (generation never reads it)."""
+        if self._encoder is None:
+            if self.vae_path is None:
+                raise WeightsError(f"{self.config.name}: no VAE file known to read the encoder from; load the model "
+                                   "with ssgen.load to edit images")
+            self._encoder = load_encoder(self.vae_path, self.vae.cfg, self.device)
+        return self._encoder
 
     def num_scales(self, options: dict[str, Any]) -> int:
         return num_scales(self.config.model, options)
@@ -97,6 +113,27 @@ class InfinityRun:
         self.ropes = [rope_2d(h, w, res.full_hw, icfg.head_dim, m.device) for h, w in self.grid]
         Hf, Wf = self.vae_grid[-1]
         self.summed = torch.zeros(B, icfg.codebook_dim, 1, Hf, Wf, device=m.device)  # (B, d, 1, H, W)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) pixels of this call's images: the last scale's grid, 16 pixels per token."""
+        h, w = self.grid[-1]
+        return h * PX_PER_TOKEN, w * PX_PER_TOKEN
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """x (B, 3, H, W) float32 in [-1, 1] (H, W = image_size) -> (tokens, recon): per scale the input's bits in
+        the sampled layout (B, h*w*d) int64 (upstream training's ground truth, encoder.py) and (B, 3, H, W) float32
+        in [0, 1], their decoding (the latent `advance` reaches when every bit is kept). Image by image, as the
+        decoder runs, so an image's bits do not depend on its batch."""
+        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != self.image_size:
+            H, W = self.image_size
+            raise ValueError(f"encode takes (B, 3, {H}, {W}) images, got {tuple(x.shape)}")
+        enc, vae = self.m.encoder(), self.m.vae
+        per = [encode_image(enc, vae, x[i:i + 1].contiguous(), self.vae_grid, self.patchify) for i in range(x.shape[0])]
+        tokens = [torch.cat([t[k] for t, _ in per]) for k in range(len(self.grid))]  # each (B, h*w*d)
+        latent = torch.cat([z for _, z in per])  # (B, d_vae, H/p, W/p) float32
+        return tokens, per_image(vae.decode, latent)
 
     @property
     def latent(self) -> torch.Tensor:
@@ -290,5 +327,5 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     model.eval().prepack_cpu()  # on the CPU: every Linear oneDNN-prepacked (faster; a row does not depend on the batch)
     done = [d for d in done if d]
     notes = [f"{config.name} loaded as upstream's loader does: {'; '.join(done)}"] if done else []
-    return InfinityModel(config, icfg, model, vae.eval(), text, device, dtype, notes)
+    return InfinityModel(config, icfg, model, vae.eval(), text, device, dtype, notes, vae_path=Path(v_path))
 

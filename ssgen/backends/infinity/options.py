@@ -24,6 +24,7 @@ from typing import Any
 from ...errors import ConfigError
 from ..checks import MAX_WEIGHT, check_known, check_prompts, check_text, flag, per_scale, top_k_top_p
 
+CAN_EDIT = True  # InfinityModel.can_edit: the VAE file holds the encoder (encoder.py); editing is ssgen's own
 OPTIONS = ("cfg", "tau", "top_k", "top_p", "negative_prompt", "pn", "h_div_w", "aspect", "size", "offload")
 # what a config's `model:` may hold: InfinityConfig's fields, the architecture switches upstream's
 # constructor takes (FIXED_ARCH, checked), the VAE's (checked against the file), and upstream's

@@ -2,8 +2,9 @@
 
 For tests, demos and trying the CLI without downloading ~15 GB: the files load through exactly the
 code path of the released checkpoints (a flat `torch.save(state_dict)` with the official key names
-and the `zero_k_bias` buffers for the transformer, `{'vae': state_dict}` with encoder and quantizer
-entries for the VAE, a `save_pretrained` T5 encoder folder with its tokenizer). Images are noise.
+and the `zero_k_bias` buffers for the transformer, `{'vae': state_dict}` with random encoder weights
+(for editing) and the quantizer entries for the VAE, a `save_pretrained` T5 encoder folder with its
+tokenizer). Images are noise.
 
     python -m ssgen.backends.infinity.tiny out/
     # -> out/transformer.pth, out/vae.pth, out/text_encoder/, out/infinity-tiny.yaml
@@ -55,6 +56,28 @@ def make_tiny_t5(out_dir: Path, d_model: int = 128, seed: int = 0) -> Path:
     return out_dir
 
 
+def tiny_encoder_weights(vcfg, seed: int) -> dict[str, torch.Tensor]:
+    """Random `encoder.*` weights for a VAE of config `vcfg`, drawn from their own generator (the global one,
+    and so every other tiny weight, stays as it was): convs N(0, 1/fan_in), biases N(0, 0.02), GroupNorm
+    weights 1 + N(0, 0.1) and biases N(0, 0.1)."""
+    from ...checkpoint import empty_model
+    from .encoder import BSQEncoder
+
+    with empty_model():
+        shapes = {k: v.shape for k, v in BSQEncoder(vcfg).state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, shape in shapes.items():
+        x = torch.randn(shape, generator=g)
+        if ".norm." in k:
+            out[k] = 1 + 0.1 * x if k.endswith("weight") else 0.1 * x
+        elif k.endswith("weight"):
+            out[k] = x * (1 / (shape[1] * shape[2] * shape[3])) ** 0.5
+        else:
+            out[k] = 0.02 * x
+    return out
+
+
 def make_tiny_infinity(out_dir: str | Path, seed: int = 0, depth: int = 2, embed_dim: int = 128, num_heads: int = 2,
                        block_chunks: int = 2, vae_ch: int = 32, patchify: bool = False,
                        name: str = "infinity-tiny") -> Path:
@@ -92,7 +115,7 @@ def make_tiny_infinity(out_dir: str | Path, seed: int = 0, depth: int = 2, embed
             if ".norm." in pname:
                 p.add_(torch.randn_like(p) * 0.1)
     vsd = dict(vae.state_dict())
-    vsd["encoder.conv_in.conv.weight"] = torch.zeros(vae_ch, 3, 3, 3)  # unused parts of the official file
+    vsd.update(tiny_encoder_weights(vcfg, seed))  # for editing; generation ignores them
     vsd["quantizer.lfq.mask"] = vsd["quantize.lfq.mask"] = 2 ** torch.arange(bits - 1, -1, -1)
     torch.save({"vae": vsd}, out / "vae.pth")
 

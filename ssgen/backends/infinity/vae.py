@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # Keys of the official VAE checkpoint that generation does not use (fnmatch patterns):
-#   encoder.*     the image -> latent encoder
+#   encoder.*     the image -> latent encoder (encoder.py reads it on the first edit)
 #   quantizer.*   the BSQ quantizer's buffers (lfq.mask: bit weights for integer labels)
 #   quantize.*    the same module under a second name
 IGNORED_KEYS_VAE: tuple[str, ...] = ("encoder.*", "quantizer.*", "quantize.*")
@@ -66,11 +66,12 @@ class VAEConfig:
 
 
 class Conv(nn.Module):
-    """Upstream wraps nn.Conv2d as `.conv` (keys `....conv.weight`)."""
+    """Upstream wraps nn.Conv2d as `.conv` (keys `....conv.weight`). Stride 2 (the encoder's downsampling) has
+    no padding: its caller pads right and bottom only, as upstream."""
 
-    def __init__(self, cin: int, cout: int, k: int):
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, k, padding=k // 2)
+        self.conv = nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2 if stride == 1 else 0)
 
     def forward(self, x):
         return self.conv(x)
