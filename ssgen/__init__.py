@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 from .errors import SSGenError  # noqa: E402
 
-__all__ = ["load", "Pipeline", "SSG", "GenerationResult", "SSGenError", "__version__"]
+__all__ = ["load", "Pipeline", "SSG", "Box", "GenerationResult", "SSGenError", "__version__"]
 
 
 def __getattr__(name: str):
@@ -21,6 +21,10 @@ def __getattr__(name: str):
         from .ssg_settings import SSG
 
         return SSG
+    if name == "Box":
+        from .edit import Box
+
+        return Box
     if name in ("load", "Pipeline", "GenerationResult"):
         from . import pipeline
 

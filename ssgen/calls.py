@@ -51,11 +51,31 @@ def num_scales(config: ModelConfig, options: dict[str, Any]) -> int | None:
     return family_options(config.family).num_scales(config.model, {**config.defaults, **options})
 
 
+def editing_families() -> list[str]:
+    """The families whose options.py says CAN_EDIT."""
+    from .backends import FAMILIES
+
+    return [f for f in FAMILIES if getattr(family_options(f), "CAN_EDIT", False)]
+
+
+def check_edit(config: ModelConfig, image: Any, keep_mask: Any, keep_scales: Any, options: dict[str, Any]) -> None:
+    """An edit's input, before any model loads: the family can edit, the image and mask open and agree in size,
+    keep_scales is in 0..K (K from the config; the loaded model checks again)."""
+    from .edit import check_inputs
+
+    if not getattr(family_options(config.family), "CAN_EDIT", False):
+        raise ConfigError(f"{config.name} ({config.family}) cannot edit yet; editing works with: "
+                          + ", ".join(editing_families()))
+    check_inputs(image, keep_mask, keep_scales, num_scales(config, options))
+
+
 def check_call(config: ModelConfig, classes: list | None = None, prompts: list | None = None,
                options: dict[str, Any] | None = None, ssg: SSG | bool | None = None, rng: str = "per-image",
-               seeds: list[Any] | None = None) -> CheckedCall:
+               seeds: list[Any] | None = None, *, image: Any = None, keep_mask: Any = None,
+               keep_scales: Any = None) -> CheckedCall:
     """Raise ConfigError for anything wrong with this call that the config can tell; return the merged
-    options, the SSG setting and notes for what is accepted but unusual."""
+    options, the SSG setting and notes for what is accepted but unusual. `image`, `keep_mask`, `keep_scales`:
+    an edit (ssgen/edit.py), refused at once for a family that cannot edit yet."""
     if rng not in RNG_MODES:
         raise ConfigError(f"unknown rng mode {rng!r}; use one of: {', '.join(RNG_MODES)}")
     if seeds is not None:
@@ -63,6 +83,8 @@ def check_call(config: ModelConfig, classes: list | None = None, prompts: list |
     opts = dict(config.defaults)
     opts.update({k: v for k, v in (options or {}).items() if v is not None})
     fam = family_options(config.family)
+    if image is not None or keep_mask is not None or keep_scales is not None:
+        check_edit(config, image, keep_mask, keep_scales, opts)
     notes = list(fam.check(config.name, config.model, classes, prompts, opts))
     ssg = resolve_ssg(config, ssg)
     if ssg is not None:

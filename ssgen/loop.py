@@ -58,6 +58,15 @@ class Backend(Protocol):
 
 
 @dataclass
+class Edit:
+    """Editing a real image: per scale, the positions `keep` selects take the input image's tokens instead of
+    the sampled ones (the VAR notebook's `replace_embedding`), so the next scales are predicted around them."""
+
+    tokens: list[torch.Tensor]  # per scale (B, N_k): the input's tokens in the sampled layout (backend.encode)
+    keep: list[torch.Tensor | None]  # per scale (B, h*w) bool, True = keep the input's token; None = keep nothing
+
+
+@dataclass
 class LoopOutput:
     tokens: list[torch.Tensor] = field(default_factory=list)
     logits: list[torch.Tensor] = field(default_factory=list)  # only when keep_logits
@@ -65,8 +74,9 @@ class LoopOutput:
 
 
 def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, keep_logits: bool = False,
-        on_scale: Callable[[int, Backend], None] | None = None) -> LoopOutput:
-    """Generate one batch: every scale, then the final decode."""
+        on_scale: Callable[[int, Backend], None] | None = None, edit: Edit | None = None) -> LoopOutput:
+    """Generate one batch: every scale, then the final decode. With `edit`, kept positions take the input's tokens
+    after sampling (the draws are made as without it, so a keep-nothing edit is plain generation)."""
     grid = backend.grid
     betas = ssg.plan(len(grid)) if ssg is not None else [0.0] * len(grid)
     # SSG's prior matrices, built (and cached) before the loop: inside it, building one would copy it to the GPU,
@@ -92,9 +102,24 @@ def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, keep_logits: bool
         cat = filter_top_k_top_p_(backend.categories(g), s.top_k, s.top_p)  # (B, N, K)
         tokens = rng.categorical(cat.softmax(dim=-1))  # (B, N)
         soft = gumbel_soft(cat * s.smooth[0], s.smooth[1], rng) if s.smooth is not None else None
+        if edit is not None and edit.keep[k] is not None:
+            tokens, soft = keep_input(tokens, soft, edit.tokens[k], edit.keep[k])
         out.tokens.append(backend.advance(k, tokens, soft))
         if on_scale is not None:
             on_scale(k, backend)
     out.pixels = backend.decode(rng)
     return out
+
+
+def keep_input(tokens: torch.Tensor, soft: torch.Tensor | None, given: torch.Tensor,
+               keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Sampled tokens (B, N) (and soft probabilities (B, N, K)) with the kept positions replaced by the input's
+    tokens `given` (B, N). `keep` (B, h*w) is on the scale's grid; a position holds N // (h*w) consecutive
+    categories (Infinity: d bits), so it is repeated that many times. All on the loop's device (no copy here)."""
+    m = keep.repeat_interleave(tokens.shape[1] // keep.shape[1], dim=1)  # (B, N)
+    tokens = torch.where(m, given, tokens)
+    if soft is not None:  # a kept position's soft embedding is its input token's own (one-hot)
+        hot = torch.zeros_like(soft).scatter_(-1, given[..., None], 1.0)  # (B, N, K); not F.one_hot: it syncs on CUDA
+        soft = torch.where(m[..., None], hot, soft)
+    return tokens, soft
 

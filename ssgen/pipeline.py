@@ -14,6 +14,8 @@ from .backends import loader
 from .backends.common import Family
 from .calls import check_call
 from .config import ModelConfig, load_config
+from .edit import check_keep_scales
+from .edit import prepare as prepare_edit
 from .errors import ConfigError, SSGenError
 from .loop import run as run_loop
 from .sampling import Rng
@@ -100,6 +102,7 @@ class GenerationResult:
     settings: list[dict[str, Any]] = field(default_factory=list)  # per image, as written into PNGs
     logits: list[torch.Tensor] | None = None  # per scale (B, h*w, C), only with keep_logits=True
     seconds: float = 0.0
+    reconstruction: torch.Tensor | None = None  # editing: the input's VAE reconstruction (B, 3, H, W) in [0, 1]
     notes: list[str] = field(default_factory=list)  # things the user should know (nearest template, truncation)
 
 
@@ -134,8 +137,15 @@ class Pipeline:
                  seed: int = 0, seeds: list[int] | None = None, cfg: float | list[float] | None = None,
                  top_k: int | None = None, top_p: float | None = None, more_smooth: bool | None = None,
                  ssg: SSG | bool | None = None, rng: str = "per-image", keep_logits: bool = False,
-                 on_scale: Callable[[int, Any], None] | None = None, **family_kw) -> GenerationResult:
-        """Generate one image per class (VAR) or prompt (Infinity, HART). See the README and docs/architecture.md."""
+                 on_scale: Callable[[int, Any], None] | None = None, image: Any = None, keep_mask: Any = None,
+                 keep_scales: int | None = None, **family_kw) -> GenerationResult:
+        """Generate one image per class (VAR; None = the null class) or prompt (Infinity, HART). See the README
+        and docs/architecture.md.
+
+        Editing (ssgen/edit.py): `image` (a path or a PIL image, one for the whole batch) is fitted to the
+        output size and encoded; `keep_mask` (a (h, w) tensor or a mask image, 1/white = keep the input, or an
+        `ssgen.Box`) and/or `keep_scales=k` (keep the input's scales 0..k-1: variations) say which tokens keep
+        the input's. The result's `reconstruction` is the input as the VAE reproduces it."""
         if isinstance(classes, int):
             classes = [classes]
         if isinstance(prompts, str):
@@ -148,15 +158,21 @@ class Pipeline:
         elif len(seeds) != len(conds):
             raise ConfigError(f"{len(seeds)} seeds for {len(conds)} images; give one seed per image")
         options = dict(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, **family_kw)
-        checked = check_call(self.config, classes, prompts, options, ssg, rng, seeds)
+        checked = check_call(self.config, classes, prompts, options, ssg, rng, seeds, image=image,
+                             keep_mask=keep_mask, keep_scales=keep_scales)
         opts, ssg = checked.options, checked.ssg
         if ssg is not None:
             ssg.plan(self.family.num_scales(opts))  # the loaded model's count (HART's comes from its files)
+        if keep_scales is not None:
+            check_keep_scales(keep_scales, self.family.num_scales(opts))
         t0 = time.perf_counter()
+        edit = None
         with torch.inference_mode():
             call = self.family.start(classes, prompts, opts)
+            if image is not None:  # fit + encode the input, keep masks per scale
+                edit = prepare_edit(call.backend, image, keep_mask, keep_scales, len(conds), self.device)
             out = run_loop(call.backend, Rng(rng, seeds, self.device), ssg, keep_logits=keep_logits,
-                           on_scale=on_scale)
+                           on_scale=on_scale, edit=edit.edit if edit is not None else None)
         pixels = out.pixels.float().cpu()
         common = {"ssgen": __version__, "model": self.config.name, "family": self.config.family,
                   "revision": self.config.revision(), **call.settings, "rng": rng,
@@ -164,6 +180,8 @@ class Pipeline:
                   "device": self.device.type, "dtype": str(self.dtype).replace("torch.", "")}
         if self.compile:
             common["compile"] = self.compile
+        if edit is not None:
+            common.update(edit.settings)
         per_image = []
         for i, s in enumerate(seeds):
             if rng == "batch":  # one generator for the whole batch: only the whole batch reproduces an image
@@ -171,14 +189,16 @@ class Pipeline:
             else:
                 d = dict(common, seed=s, batch_index=i)
             if classes is not None:
-                d["class"] = int(classes[i])
+                d["class"] = None if classes[i] is None else int(classes[i])
             else:
                 d["prompt"] = prompts[i]
             per_image.append(d)
         return GenerationResult(images=to_pil(pixels), pixels=pixels, tokens=[t.cpu() for t in out.tokens],
                                 seeds=list(seeds), settings=per_image,
                                 logits=[lg.cpu() for lg in out.logits] if keep_logits else None,
-                                seconds=time.perf_counter() - t0, notes=list(dict.fromkeys(checked.notes + call.notes)))
+                                seconds=time.perf_counter() - t0,
+                                notes=list(dict.fromkeys(checked.notes + call.notes + (edit.notes if edit else []))),
+                                reconstruction=edit.reconstruction if edit is not None else None)
 
 
 def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "auto",

@@ -148,3 +148,18 @@ def test_loop_does_not_sync_the_gpu(monkeypatch, request, family):
     finally:
         trap.armed = False
     assert runs[0].steps == pipe.num_scales()
+
+
+def test_an_edit_reads_nothing_back(trapped_loop, tiny_var):
+    """Editing adds the keep step (and, when smoothing, the one-hot of the input's tokens) inside the loop;
+    the input is encoded and the per-scale masks built before it."""
+    pipe = ssgen.load(str(tiny_var), device="cpu", dtype="float32")
+    image = torch.rand(3, 64, 64)  # the tiny VAR's 4x4 grid: 64 px
+    from PIL import Image
+
+    pil = Image.fromarray((image.permute(1, 2, 0) * 255).to(torch.uint8).numpy())
+    res = pipe.generate(classes=[None, 7], image=pil, keep_mask=ssgen.Box(0.25, 0.25, 0.75, 0.75), seed=3,
+                        more_smooth=True, top_k=50)
+    (run,) = trapped_loop
+    assert run.steps == pipe.num_scales() and not run.trap.armed
+    assert res.reconstruction is not None

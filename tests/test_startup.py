@@ -32,6 +32,10 @@ CASES = [
     (["generate", "-m", "infinity-2b", "-p", "a fox", "--tau", "0"], 2),
     (["compare", "-m", "hart-0.7b-1024px", "-p", "a fox", "--ssg-scales", "0-40"], 2),
     (["batch", "-m", "var-d16", "--classes", "0-1000", "--out", "never-written"], 2),
+    (["edit", "-m", "var-d16", "--image", "missing.png", "--box", "0,0,0.5,0.5"], 2),
+    (["edit", "-m", "var-d16", "--image", "missing.png", "--box", "0.5,0,0.2,1"], 2),
+    (["edit", "-m", "hart-0.7b-1024px", "-p", "a fox", "--image", "in.png", "--keep-scales", "1"], 2),
+    (["compare", "-m", "var-d16", "-c", "1", "--image", "missing.png", "--keep-scales", "1"], 2),
 ]
 
 

@@ -23,10 +23,13 @@ def check_known(options: dict[str, Any], allowed: tuple[str, ...], family: str, 
 
 
 def check_classes(classes: list | None, prompts: list | None, num_classes: int, model: str) -> list[int]:
-    """Class-conditional families: integer classes in [0, num_classes)."""
+    """Class-conditional families: integer classes in [0, num_classes), or None for the null class (the
+    unconditional embedding, label num_classes: what editing without a class uses)."""
     if prompts is not None or classes is None:
         raise ConfigError(f"{model} is class-conditional: pass classes (--class N), not prompts")
     for c in classes:
+        if c is None:
+            continue
         if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c < num_classes:
             raise ConfigError(f"class {c!r} is out of range: {model} takes ImageNet classes 0..{num_classes - 1}")
     return list(classes)

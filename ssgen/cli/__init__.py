@@ -2,11 +2,11 @@
 
 One module per job: `app` (the Typer app, --version, errors as one `error: ...` line + exit 2),
 `options` (the generation options generate/compare/batch share, declared once), `generate` (generate,
-compare), `batch`, `models` (list/download/path/remove), `info` (info, pack-npz). Importing a module
+compare), `edit`, `batch`, `models` (list/download/path/remove), `info` (info, pack-npz). Importing a module
 registers its commands; none imports torch until a command runs.
 """
 
 from .app import app, main  # noqa: I001  (the imports below register the commands, in --help's order)
-from . import generate, batch, info, models  # noqa: F401
+from . import generate, edit, batch, info, models  # noqa: F401
 
 __all__ = ["app", "main"]

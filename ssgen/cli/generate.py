@@ -33,6 +33,17 @@ BatchOpt = typer.Option(None, "--batch-size", "-b", help=f"Images per forward pa
                         "such chunks, writing --each files as they go; image i keeps seed + i.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace existing files (-o, --each, --save-scales). Without "
                             "it an existing -o is an error, and a default name that exists gets a -2, -3 ... suffix.")
+EDIT_PANEL = "Editing (an input image)"
+ImageOpt = typer.Option(None, "--image", rich_help_panel=EDIT_PANEL,
+                        help="Input image to edit (fitted to the model's size: short side resized, center-cropped).")
+MaskOpt = typer.Option(None, "--mask", rich_help_panel=EDIT_PANEL,
+                       help="Keep mask, an image of the input's size: white = keep the input, black = regenerate.")
+BoxOpt = typer.Option(None, "--box", rich_help_panel=EDIT_PANEL, help="X0,Y0,X1,Y1 (fractions of the image): "
+                      "regenerate this box and keep the rest (inpainting), or with --outpaint the reverse.")
+OutpaintOpt = typer.Option(False, "--outpaint", rich_help_panel=EDIT_PANEL,
+                           help="With --box: keep the box, regenerate around it (outpainting).")
+KeepScalesOpt = typer.Option(None, "--keep-scales", rich_help_panel=EDIT_PANEL,
+                             help="Keep the input's first K scales whole (alone: variations of the input).")
 
 
 def conditions(classes: list[int] | None, prompts: list[str] | None, n: int) -> tuple[list, int]:
@@ -45,6 +56,28 @@ def conditions(classes: list[int] | None, prompts: list[str] | None, n: int) -> 
         raise ConfigError("nothing to generate: add --class N (VAR models) or --prompt TEXT (text-to-image models)")
     conds = classes or prompts
     return [c for c in conds for _ in range(n)], len(conds)
+
+
+def edit_inputs(image: Path | None, mask: Path | None, box: str | None, outpaint: bool,
+                keep_scales: int | None) -> dict | None:
+    """The edit flags -> generate()'s image, keep_mask, keep_scales (None: not an edit). Torch-free; the files
+    are opened and checked by `check_call`."""
+    from ..edit import parse_box
+
+    if image is None:
+        given = [f for f, v in (("--mask", mask), ("--box", box), ("--outpaint", outpaint),
+                                ("--keep-scales", keep_scales is not None)) if v]
+        if given:
+            raise ConfigError(f"{given[0]} edits an input image: add --image PATH")
+        return None
+    if mask is not None and box is not None:
+        raise ConfigError("give either --mask or --box, not both")
+    if outpaint and box is None:
+        raise ConfigError("--outpaint needs --box X0,Y0,X1,Y1 (the part of the image to keep)")
+    if mask is None and box is None and keep_scales is None:
+        raise ConfigError("nothing of the input is kept: add --mask, --box or --keep-scales K (variations)")
+    keep_mask = parse_box(box, outpaint) if box is not None else mask
+    return {"image": image, "keep_mask": keep_mask, "keep_scales": keep_scales}
 
 
 def default_output(model: str, kind: str = "") -> Path:
@@ -187,25 +220,33 @@ class Run:
     tags: list[str]  # --save-scales file prefix per column
     overwrite: bool
     save_scales: Path | None
+    key: str = "classes"  # what the conditions are: "classes" or "prompts"
 
 
 def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, save_scales: Path | None,
             ssg_flags: list[tuple], *, options: dict, seed: int, rng: str, batch_size: int | None, overwrite: bool,
-            each: bool = False, compare: bool = False) -> Run:
+            each: bool = False, compare: bool = False, edit: dict | None = None, kind: str | None = None) -> Run:
     """Shared start of generate and compare: check the config, conditions, SSG flags, the grid's size and
     the output files, and claim the output name, all before any weights are downloaded or loaded.
     `ssg_flags`: build_ssg's (on, beta) per setting (compare adds a no-SSG column in front); `options`: the
-    generate options given (GenFlags.options()); image i gets seed + i."""
-    from ..calls import check_call
+    generate options given (GenFlags.options()); image i gets seed + i. `edit`: edit_inputs' dict (an edit
+    without --class on a class-conditional model uses the null class); `kind`: the default name's tag."""
+    from ..backends import options as family_options
+    from ..calls import check_call, check_edit
     from ..config import load_config
     from ..output import GRID_LIMIT
 
     config = load_config(flags.model)
+    if edit is not None:  # first: a family that cannot edit is the error, whatever else is missing
+        check_edit(config, edit["image"], edit["keep_mask"], edit["keep_scales"], options)
+    if edit is not None and not classes and not prompts and "num_classes" in family_options(config.family).MODEL_FIELDS:
+        classes = [None]  # the null class, as upstream's editing without a class
     flat, _ = conditions(classes, prompts, n)
     settings = [build_ssg(config, flags, on, beta) for on, beta in ssg_flags]
     seeds = [seed + i for i in range(len(flat))]
     for ssg in settings:  # every option against the config, before any name is claimed or weight resolved
-        check_call(config, flat if classes else None, None if classes else flat, options, ssg, rng, seeds)
+        check_call(config, flat if classes else None, None if classes else flat, options, ssg, rng, seeds,
+                   **(edit or {}))
 
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
@@ -221,8 +262,8 @@ def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, save
     tags = [f"col{j}-" for j in range(columns)] if compare else ["ssg-" if settings[0] else "plain-"]
     if save_scales is not None:
         save_scales = check_scale_files(Path(save_scales).expanduser(), tags, len(flat), overwrite)
-    outputs = plan_outputs(output, flags.model, "-compare" if compare else "", len(flat), cells <= GRID_LIMIT,
-                           each, overwrite)
+    kind = kind if kind is not None else "-compare" if compare else ""
+    outputs = plan_outputs(output, flags.model, kind, len(flat), cells <= GRID_LIMIT, each, overwrite)
     try:
         # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
         from ..pipeline import describe_placement, load  # torch: only once every input check has passed
@@ -237,7 +278,7 @@ def prepare(flags: GenFlags, classes, prompts, n: int, output: Path | None, save
         outputs.release()
         raise
     return Run(flat=flat, outputs=outputs, pipe=pipe, settings=settings, chunks=chunks(len(flat), size), tags=tags,
-               overwrite=overwrite, save_scales=save_scales)
+               overwrite=overwrite, save_scales=save_scales, key="classes" if classes else "prompts")
 
 
 def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str, offset: int = 0,
@@ -249,7 +290,8 @@ def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str, offs
 
     saver = ScaleSaver(Path(save_scales), tag, {"model": pipe.config.name, "run": label}, offset,
                        overwrite) if save_scales else None
-    opts = {k: v for k, v in kw.items() if k not in ("seed", "seeds", "ssg", "rng", "classes", "prompts")}
+    opts = {k: v for k, v in kw.items() if k not in ("seed", "seeds", "ssg", "rng", "classes", "prompts", "image",
+                                                     "keep_mask", "keep_scales")}
     prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("scales"), TimeElapsedColumn(), console=err, transient=True,
                     disable=not err.is_terminal)
@@ -270,6 +312,13 @@ def run_one(pipe, kw: dict, label: str, save_scales: Path | None, tag: str, offs
             seen.add(note)
             err.print(f"[yellow]note:[/] {note}", highlight=False)
     return res
+
+
+def cond_label(c, key: str) -> str:
+    """A grid row's label: "class 207", "null class" or the prompt (shortened)."""
+    if key == "classes":
+        return "null class" if c is None else f"class {c}"
+    return c if len(c) <= 24 else c[:23] + "…"
 
 
 def chunk_label(name: str, a: int, b: int, total: int, what: str = "") -> str:
@@ -370,24 +419,32 @@ def compare(
     overwrite: bool = OverwriteOpt,
     save_scales: Optional[Path] = SaveScalesOpt,
     as_json: bool = JsonOpt,
+    image: Optional[Path] = ImageOpt,
+    mask: Optional[Path] = MaskOpt,
+    box: Optional[str] = BoxOpt,
+    outpaint: bool = OutpaintOpt,
+    keep_scales: Optional[int] = KeepScalesOpt,
 ):
     """The same images without SSG and with each SSG setting, side by side (a column per setting).
 
-    A comparison grid holds at most 64 cells (images x settings); for more, run `ssgen batch` once per
-    setting."""
+    With --image (and --mask, --box or --keep-scales) the images are edits of that input, as `ssgen edit`
+    makes them. A comparison grid holds at most 64 cells (images x settings); for more, run `ssgen batch`
+    once per setting."""
     from ..output import grid, save_png, summary
 
     options = flags.options()
+    edit = edit_inputs(image, mask, box, outpaint, keep_scales)
     run = prepare(flags, classes, prompts, n, output, save_scales, [(True, b) for b in (ssg_beta or [None])],
-                  options=options, seed=seed, rng=rng, batch_size=batch_size, overwrite=overwrite, compare=True)
-    total, key = len(run.flat), "classes" if classes else "prompts"
+                  options=options, seed=seed, rng=rng, batch_size=batch_size, overwrite=overwrite, compare=True,
+                  edit=edit)
+    total, key = len(run.flat), run.key
     cells, cell_meta, seeds, notes = [], [], [], set()  # a row per image, a column per setting
     try:
         for s in run.settings:
             s.plan(run.pipe.num_scales(**options))  # check every column against the model before generating
         columns = [("no SSG", False)] + [(s.label(), s) for s in run.settings]
         for a, b in run.chunks:
-            kw = dict(options, seeds=[seed + i for i in range(a, b)], rng=rng, **{key: run.flat[a:b]})
+            kw = dict(options, seeds=[seed + i for i in range(a, b)], rng=rng, **{key: run.flat[a:b]}, **(edit or {}))
             results = [run_one(run.pipe, dict(kw, ssg=s), chunk_label("", a, b, total, label), run.save_scales,
                                run.tags[j], a, run.overwrite, notes) for j, (label, s) in enumerate(columns)]
             for i in range(b - a):
@@ -395,7 +452,7 @@ def compare(
                 cell_meta.extend(res.settings[i] for res in results)
             seeds.extend(results[0].seeds)
             del results
-        rows = [f"class {c}" if classes else (c if len(c) <= 24 else c[:23] + "…") for c in run.flat]
+        rows = [cond_label(c, key) for c in run.flat]
         rows = [f"{r}, seed {s}" for r, s in zip(rows, seeds)]
         labels = [label for label, _ in columns]
         img = grid(cells, cols=len(columns), col_labels=labels, row_labels=rows)
