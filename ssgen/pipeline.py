@@ -17,6 +17,7 @@ from .config import ModelConfig, load_config
 from .edit import check_keep_scales
 from .edit import prepare as prepare_edit
 from .errors import ConfigError, SSGenError
+from .hardware import cpu_has_amx
 from .loop import run as run_loop
 from .sampling import Rng
 from .ssg_settings import SSG
@@ -42,17 +43,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ConfigError("--device mps was asked for but MPS is not available; use --device cpu or auto")
     return dev
-
-
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (bf16 matrix products several times faster than fp32)."""
-    try:
-        return bool(torch.cpu._is_amx_tile_supported())  # private but stable since torch 2.2
-    except (AttributeError, RuntimeError):
-        try:
-            return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
 
 
 def auto_dtype(device: torch.device) -> tuple[torch.dtype, str]:

@@ -31,3 +31,19 @@ def test_this_machine_answers():
     amx = pipeline.cpu_has_amx()
     assert isinstance(amx, bool)
     assert pipeline.resolve_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if amx else torch.float32)
+
+
+def test_bf16_cpu_attention_paths_agree(monkeypatch):
+    """bf16 attention on the CPU: two matmuls around a softmax on AMX CPUs, SDPA elsewhere (each the faster
+    there); both compute the same attention within bf16 rounding."""
+    import ssgen.backends.var.model as var_model
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, n, 64, generator=g).to(torch.bfloat16) for n in (16, 40, 40))
+    ref = torch.softmax(q.float() @ k.float().transpose(-2, -1) * 0.125, -1) @ v.float()
+    outs = {}
+    for amx in (True, False):
+        monkeypatch.setattr(var_model, "cpu_has_amx", lambda amx=amx: amx)
+        outs[amx] = var_model.attention(q, k, v, 0.125).float()
+        assert (outs[amx] - ref).abs().max() < 0.05
+    assert not torch.equal(outs[True], outs[False])  # two different kernels really ran

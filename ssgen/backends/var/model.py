@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...errors import ConfigError
+from ...hardware import cpu_has_amx
 from ..common import KVCache
 
 # Training-only buffers stored in the official checkpoints (fnmatch patterns over state-dict keys):
@@ -106,12 +107,13 @@ def fields_from_state_dict(sd: dict) -> dict:
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
     """softmax(q k^T * scale) v without a mask: q (B, H, l, d), k/v (B, H, n, d) -> (B, H, l, d).
 
-    SDPA (what upstream runs), except for bf16/fp16 on the CPU: there PyTorch's fused CPU kernel
-    is 2.5-3x slower than two low-precision matmuls around a softmax (which accumulates in fp32
-    internally). That path rounds the scores to bf16 once more; on the tiny golden the bf16
-    model's logit error is the same either way (0.7% mean relative).
+    SDPA (what upstream runs), except for bf16/fp16 on AMX CPUs: there PyTorch's fused CPU kernel
+    was 2.5-3x slower than two low-precision matmuls around a softmax (which accumulates in fp32
+    internally). Without AMX it is the other way round (bf16, VAR-d16's last scale on a 2-core
+    AVX512-BF16 Xeon: SDPA 24 ms, matmuls 45 ms), so SDPA. The matmul path rounds the scores to bf16
+    once more; on the tiny golden the bf16 model's logit error is the same either way (0.7% mean relative).
     """
-    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) and cpu_has_amx():
         s = torch.matmul(q, k.transpose(-2, -1))  # (B, H, l, n)
         if scale != 1.0:
             s.mul_(scale)
