@@ -150,3 +150,52 @@ def test_bad_boxes(text, msg):
 def test_null_class_without_an_image(pipe):
     res = pipe.generate(classes=[None, 3], seed=0)
     assert [s["class"] for s in res.settings] == [None, 3] and res.reconstruction is None
+
+
+# ------------------------------------------------------------------------------------------------
+# Infinity (ssgen's own editing): the same properties through the API, on the tiny Infinity
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inf(tiny_inf):
+    return ssgen.load(str(tiny_inf), device="cpu", dtype="float32")
+
+
+def inf_photo(inf, tmp_path) -> tuple:
+    """An input of the call's own size (so it is used as is), as a file."""
+    backend = inf.family.start(None, ["a red fox"], {**inf.config.defaults}).backend
+    H, W = backend.image_size
+    y, x = np.mgrid[0:H, 0:W]
+    a = np.stack([x * 255 // W, y * 255 // H, (x + y) * 127 // (H + W)], -1).astype(np.uint8)
+    p = tmp_path / "in.png"
+    Image.fromarray(a).save(p)
+    return p, backend
+
+
+def test_infinity_keep_all_reproduces_the_input(inf, tmp_path):
+    p, backend = inf_photo(inf, tmp_path)
+    bits, recon = backend.encode(pixels(Image.open(p)))
+    res = inf.generate(prompts=["a red fox", "a cat"], image=p, keep_mask=torch.ones(4, 4), seed=1)
+    for k, t in enumerate(res.tokens):  # public layout (B, h, w, d); the encoder's is the sampled one (B, h*w*d)
+        assert torch.equal(t.reshape(2, -1).long(), bits[k].expand(2, -1)), f"scale {k}"
+    assert (res.pixels - res.reconstruction).abs().max() <= 1e-4
+    assert (res.reconstruction[0] - recon[0]).abs().max() <= 1e-6
+
+
+def test_infinity_keep_nothing_is_plain_generation_and_ssg_runs(inf, tmp_path):
+    p, _ = inf_photo(inf, tmp_path)
+    plain = inf.generate(prompts=["a red fox"], seed=2, ssg=False)
+    res = inf.generate(prompts=["a red fox"], image=p, keep_mask=torch.zeros(3, 3), seed=2, ssg=False)
+    assert all(torch.equal(a, b) for a, b in zip(res.tokens, plain.tokens))
+    assert torch.equal(res.pixels, plain.pixels)
+    box = ssgen.Box(0.25, 0.25, 0.75, 0.75)
+    on = inf.generate(prompts=["a red fox"], image=p, keep_mask=box, seed=2, ssg=ssgen.SSG(beta=0.5, scales=(1, -1)))
+    off = inf.generate(prompts=["a red fox"], image=p, keep_mask=box, seed=2, ssg=False)
+    assert on.settings[0]["ssg"] is not None and off.settings[0]["ssg"] is None
+    assert not torch.equal(on.pixels, off.pixels)  # SSG changed the generated region
+    grid = inf.family.start(None, ["x"], {**inf.config.defaults}).backend.grid
+    kept = keep_per_scale(box_mask(box, *grid[-1]), grid, None, 1, "cpu")
+    k = len(on.tokens) - 1
+    m = kept[k][0].reshape(on.tokens[k].shape[1:3])  # (h, w) bool at the last scale
+    assert torch.equal(on.tokens[k][0][m], off.tokens[k][0][m])  # the kept positions are the input's either way
