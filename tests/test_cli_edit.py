@@ -74,6 +74,9 @@ def test_variations_and_ssg_flags(tiny_var, files, tmp_path):
     assert [s["keep_scales"] for s in meta["images"]] == [2, 2, 2]
     assert all(s["keep_mask"] is None and s["class"] is None and s["ssg"] is None for s in meta["images"])
     assert grid_cells(out) == 5
+    info = ssgen_here("info", str(out))
+    line = next(ln for ln in info.stdout.splitlines() if ln.startswith("reproduce"))
+    assert f"with the input image (sha256 {sha256(files / 'in.png')})" in line  # an edit needs its input back
 
 
 def test_compare_on_an_edit(tiny_var, files, tmp_path):

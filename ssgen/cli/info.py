@@ -15,12 +15,15 @@ def reproduce(s: dict[str, Any]) -> str | None:
     """One line on what reproduces an image. rng "batch" draws the whole batch from one generator, so an
     image comes back only with its whole batch; rng "per-image" images come back alone from their seed."""
     rng = s.get("rng")
+    edit = ""
+    if s.get("input_sha256") or s.get("input_pixels_sha256"):  # an edit: the same input and mask are needed too
+        edit = f" with the input image (sha256 {s.get('input_sha256') or s.get('input_pixels_sha256')}) and its mask"
     if rng == "batch":
         size = f", {s['batch_size']} images" if "batch_size" in s else ""
-        return (f"reproduce: only by re-running the whole batch (seed {s.get('seed')}{size}, --rng batch); "
+        return (f"reproduce: only by re-running the whole batch (seed {s.get('seed')}{size}, --rng batch){edit}; "
                 f"this is its image {s.get('batch_index')} (0-based)")
     if rng == "per-image":
-        return f"reproduce: alone from seed {s.get('seed')} (--rng per-image)"
+        return f"reproduce: alone from seed {s.get('seed')} (--rng per-image){edit}"
     return None
 
 
