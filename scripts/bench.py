@@ -82,6 +82,23 @@ def cpu_sdpa_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -
 CPU_SDPA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa_flops}
 
 
+def packed_linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """x (..., K) @ a oneDNN-packed weight -> (..., N): 2 * rows * K * N FLOPs (Infinity's CPU linears)."""
+    n = 1
+    for d in x_shape:
+        n *= d
+    return 2 * n * out_shape[-1]
+
+
+def flop_formulas() -> dict:
+    """Formulas FlopCounterMode lacks: the CPU's fused SDPA and Infinity's oneDNN-packed linears (a custom op,
+    registered when ssgen.backends.infinity.model is imported)."""
+    import ssgen.backends.infinity.model  # noqa: F401  (registers torch.ops.ssgen.onednn_linear)
+
+    return {**CPU_SDPA, torch.ops.ssgen.onednn_linear: packed_linear_flops,
+            torch.ops.mkldnn._linear_pointwise: packed_linear_flops}
+
+
 def cpu_name() -> str:
     """The CPU's model name and the flags that decide bf16 speed (amx_bf16 / avx512_bf16 / avx2)."""
     try:
@@ -169,7 +186,7 @@ def profile(pipe: Pipeline, kwargs: dict, ssg, repeat: int = 3) -> dict:
         state["tb"], state["rows"], state["grid"] = tb, rows, list(backend.grid)
         if state.get("count"):
             def counted_logits(k, _f=backend.logits):
-                with FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as fc:
+                with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as fc:
                     out = _f(k)
                 flops[k] += fc.get_total_flops()
                 return out
