@@ -65,7 +65,8 @@ def auto_dtype(device: torch.device) -> tuple[torch.dtype, str]:
 
 
 def describe_placement(device: str, dtype: str) -> str:
-    """'cpu, float32 (auto: ...)': where and in what dtype a load with these arguments runs, for the CLI."""
+    """Where and in what dtype a load with these arguments runs, for the CLI: 'cpu, float32 (this CPU has no
+    AMX, ...)' for auto, 'cpu, bfloat16' for an explicit dtype."""
     dev = resolve_device(device)
     if dtype == "auto":
         return f"{dev}, {auto_dtype(dev)[1]}"
