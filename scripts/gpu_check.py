@@ -1,17 +1,20 @@
 """One short GPU check of the paths the CPU tests cannot reach (run it when a GPU is available).
 
 Checks, on cuda:0: the tiny VAR in float32 / bfloat16 / float16 gives finite images; the CUDA
-generators make per-image RNG batch-independent and repeatable; rng="batch" on CUDA matches
-itself; SSG runs in every dtype; `--compile` and `--cuda-graphs` give the eager tokens on the tiny
-models; no host-device sync inside the loop (torch.cuda.set_sync_debug_mode("error")). Then it times,
-with random real-size weights (bf16): VAR-d16 at B = 1 and 16 with and without SSG; VAR-d30 at B = 1
-and 64, eager / compile / cuda-graphs (the batch speed-up per image is the issue's >= 4x); Infinity-2B
-at 1M (1024 px), eager and compiled, SSG off and on (published anchor: 0.8 s per image on an H100
-after warm-up); and, with --official PATH, the official VAR sampler side by side on the same weights.
-Prints one line per check and writes one JSON (default gpu-check.json). Sized to fit ~8 minutes on
-an H100/H200; --quick skips the d30 / Infinity timings.
+generators make per-image RNG batch-independent and repeatable; rng="batch" on CUDA matches itself;
+SSG runs in every dtype; `--compile` and `--cuda-graphs` give the eager tokens on the tiny VAR (all
+three tiny families with --compile); no host-device sync inside the loop
+(torch.cuda.set_sync_debug_mode("error")). Then it times, with random real-size weights (bf16):
+VAR-d16 at B = 1 and 16 with and without SSG; VAR-d30 at B = 1 and 64 (the batch speed-up per image
+is the issue's >= 4x); Infinity-2B at 1M (1024 px), SSG off and on, peak memory (both also compiled /
+as CUDA graphs with --compile; published anchor: 0.8 s per 1M image on an H100 after warm-up); and,
+with --official PATH, the official VAR sampler side by side on the same weights.
+Prints one line per check and writes one JSON (default gpu-check.json). The compiled timings are
+opt-in (`--compile`: every scale compiles once per batch size, minutes); --quick skips the d30 /
+Infinity timings. A lent GPU session has 15 minutes in all: run the default first, --compile if time
+is left.
 
-    python scripts/gpu_check.py [--json out.json] [--official /path/to/VAR] [--quick]
+    python scripts/gpu_check.py [--json out.json] [--official /path/to/VAR] [--quick] [--compile]
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--official", default=None, help="the official VAR source folder (scripts/bench_official.py)")
     ap.add_argument("--quick", action="store_true", help="skip the VAR-d30 and Infinity-2B timings")
+    ap.add_argument("--compile", action="store_true", help="also time --compile / --cuda-graphs on VAR-d30 and "
+                    "Infinity-2B (each scale compiles once per batch size: minutes)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device")
@@ -115,9 +120,10 @@ def main() -> int:
         from ssgen.backends.infinity.tiny import make_tiny_infinity
 
         out = {}
-        for name, make, kw in (("var", make_tiny_var, {"classes": [1, 2]}),
-                               ("infinity", make_tiny_infinity, {"prompts": ["a red fox", "a cat"]}),
-                               ("hart", make_tiny_hart, {"prompts": ["a red fox", "a cat"]})):
+        cases = [("var", make_tiny_var, {"classes": [1, 2]}),
+                 ("infinity", make_tiny_infinity, {"prompts": ["a red fox", "a cat"]}),
+                 ("hart", make_tiny_hart, {"prompts": ["a red fox", "a cat"]})]
+        for name, make, kw in cases if args.compile else cases[:1]:  # each compile costs ~a minute
             path = str(make(tempfile.mkdtemp()))
             eager = ssgen.load(path, device="cuda", dtype="float32").generate(**kw, seed=3, ssg=False)
             for mode in (True, "cuda-graphs"):
@@ -153,9 +159,10 @@ def main() -> int:
     check("no host-device sync in the loop", res, no_sync)
 
     if not args.quick:
-        check("VAR-d30 B=1 / B=64, eager / compile / cuda-graphs (bf16)", res, lambda: var_d30(args.repeat))
-        check("Infinity-2B 1M, eager / compile, SSG off / on (bf16)", res,
-              lambda: infinity_1m(max(2, args.repeat // 2)))
+        extra = ("default", "cuda-graphs") if args.compile else ()
+        check("VAR-d30 B=1 / B=64 (bf16)", res, lambda: var_d30(args.repeat, (None, *extra)))
+        check("Infinity-2B 1M, SSG off / on (bf16)", res,
+              lambda: infinity_1m(max(2, args.repeat // 2), (None, *extra[:1])))
     if args.official:
         check("official VAR sampler side by side (d16 and d30, bf16 autocast vs ssgen bf16)", res,
               lambda: official_side_by_side(args.official, args.repeat))
@@ -166,14 +173,14 @@ def main() -> int:
     return 0 if all(v.get("ok", True) for v in res.values() if isinstance(v, dict)) else 1
 
 
-def var_d30(repeat: int) -> dict:
+def var_d30(repeat: int, modes=(None,)) -> dict:
     sys.path.insert(0, "scripts")
     from bench import build_var, time_generate
 
     from ssgen.compile import compile_family
 
     out = {}
-    for mode in (None, "default", "cuda-graphs"):
+    for mode in modes:
         pipe = build_var(30, torch.bfloat16, torch.device("cuda"))
         compile_family(pipe.family, mode)
         per = {}
@@ -190,7 +197,7 @@ def var_d30(repeat: int) -> dict:
     return out
 
 
-def infinity_1m(repeat: int) -> dict:
+def infinity_1m(repeat: int, modes=(None,)) -> dict:
     sys.path.insert(0, "scripts")
     from bench import time_interleaved
     from bench_infinity import build
@@ -198,7 +205,7 @@ def infinity_1m(repeat: int) -> dict:
     from ssgen.compile import compile_family
 
     out = {}
-    for mode in (None, "default"):
+    for mode in modes:
         pipe = build("infinity-2b", torch.bfloat16, torch.device("cuda"), 32)
         compile_family(pipe.family, mode)
         t = time_interleaved(pipe, {"prompts": ["a red fox"], "pn": "1M"},
