@@ -33,8 +33,10 @@ P256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
 
 
 def build_var(depth: int, dtype: torch.dtype, device: torch.device, vae_ch: int = 160, width: int | None = None,
-              heads: int | None = None) -> Pipeline:
-    """A real-size VAR-d{depth} + VQVAE (ch 160) with random weights, as a Pipeline."""
+              heads: int | None = None, keep_state_dicts: bool = False) -> Pipeline:
+    """A real-size VAR-d{depth} + VQVAE (ch 160) with random weights, as a Pipeline. On the CPU the transformer's
+    linears get prepacked (their plain weights released) as `ssgen.load` does; `keep_state_dicts` keeps a copy
+    of both state dicts first, as `pipe.state_dicts` {"var", "vae"} (bench_official.py loads them upstream)."""
     vcfg = VARConfig(depth=depth, width=width, heads=heads, patch_nums=P256)
     torch.manual_seed(0)
     var = VAR(vcfg).init_random(std=0.02, seed=0)
@@ -43,7 +45,12 @@ def build_var(depth: int, dtype: torch.dtype, device: torch.device, vae_ch: int 
     vae = vae.to(device=device, dtype=dtype).eval()
     cfg = ModelConfig(name=f"var-d{depth}-w{vcfg.width}-random", family="var",
                       defaults={"cfg": 4.0, "top_k": 900, "top_p": 0.95, "more_smooth": False})
-    return Pipeline(cfg, VarModel(cfg, vcfg, var, vae, device, dtype), device, dtype)
+    sds = None
+    if keep_state_dicts:
+        sds = {"var": {k: v.clone() for k, v in var.state_dict().items()}, "vae": vae.state_dict()}
+    pipe = Pipeline(cfg, VarModel(cfg, vcfg, var, vae, device, dtype), device, dtype)
+    pipe.state_dicts = sds
+    return pipe
 
 
 def time_generate(pipe: Pipeline, batch: int, ssg, repeat: int, warmup: int = 1) -> list[float]:

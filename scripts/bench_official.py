@@ -139,13 +139,13 @@ def import_official(path: str | None):
     return models
 
 
-def load_strict(official: torch.nn.Module, ours: torch.nn.Module, allowed: tuple[str, ...]) -> list[str]:
+def load_strict(official: torch.nn.Module, sd: dict, allowed: tuple[str, ...]) -> list[str]:
     """Load ssgen's state dict into the official module with strict=True.
 
     Keys ssgen does not have are filled from the official module's own state dict, and must all match
     `allowed` (ssgen's IGNORED_KEYS_*: training-only buffers, the VAE's encoder side). Returns them.
     """
-    own, sd = official.state_dict(), ours.state_dict()
+    own = official.state_dict()
     extra = [k for k in sd if k not in own]
     if extra:
         raise RuntimeError(f"ssgen has keys the official {type(official).__name__} lacks: {extra[:5]}")
@@ -172,8 +172,8 @@ def build_official(models, pipe: Pipeline):
     #   VAR: lvl_1L, attn_bias_for_masking (training mask), blocks.*.attn.zero_k_bias (zeros);
     #   VQVAE: encoder.*, quant_conv.* (image -> tokens only) and quantize.ema_vocab_hit_SV (training stat).
     # Everything generation uses (codebook, phi convs, post_quant_conv, decoder.*) comes from ssgen.
-    taken = {"var": load_strict(var, pipe.family.var, IGNORED_KEYS_VAR),
-             "vae": load_strict(vae, pipe.family.vae, IGNORED_KEYS_VAE)}
+    taken = {"var": load_strict(var, pipe.state_dicts["var"], IGNORED_KEYS_VAR),  # ssgen's linears are prepacked
+             "vae": load_strict(vae, pipe.state_dicts["vae"], IGNORED_KEYS_VAE)}
     var.eval(), vae.eval()
     blocks = var.blocks
     fast = {"flash": sum(b.attn.using_flash for b in blocks), "xformers": sum(b.attn.using_xform for b in blocks),
@@ -339,8 +339,8 @@ def run(args) -> None:
 
     def build(dtype: torch.dtype) -> Pipeline:
         if args.tiny:
-            return build_var(2, dtype, torch.device("cpu"), vae_ch=32, width=128, heads=2)
-        return build_var(args.depth, dtype, torch.device("cpu"))
+            return build_var(2, dtype, torch.device("cpu"), vae_ch=32, width=128, heads=2, keep_state_dicts=True)
+        return build_var(args.depth, dtype, torch.device("cpu"), keep_state_dicts=True)
 
     rows, checks = [], []
     for dt_name in args.dtype:

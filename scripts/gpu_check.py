@@ -229,7 +229,7 @@ def official_side_by_side(path: str, repeat: int) -> dict:
     models = import_official(path)
     out = {}
     for depth, b in ((16, 1), (16, 16), (30, 1), (30, 64)):
-        pipe = build_var(depth, torch.bfloat16, torch.device("cuda"))
+        pipe = build_var(depth, torch.bfloat16, torch.device("cuda"), keep_state_dicts=True)
         var, _, fast = build_official(models, pipe)  # fp32 weights, as the demo (autocast does the rest)
         var = var.float().cuda()
         var.vae_proxy[0].cuda(), var.vae_quant_proxy[0].cuda()

@@ -48,14 +48,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...checkpoint import trim_heap
 from ...errors import ConfigError
+from ..onednn import Linear, linear, prepack_linears
 
 # The K part of every qkv/kv bias is an all-zero buffer upstream (persistent, so it is in the files):
 # built at run time instead. The training-only buffers upstream's `load_state_dict` drops when a file
@@ -195,43 +194,6 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 # ------------------------------------------------------------------------------------------------
 # attention
 # ------------------------------------------------------------------------------------------------
-
-
-def linear(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """m(x), optionally with another bias; from m's oneDNN-prepacked weight once `prepack_cpu` made one.
-
-    oneDNN sums every output row in an order its weight alone fixes, whatever the number of rows M,
-    except that a single row takes its matrix-vector kernel (another order): one row is therefore
-    computed as two. So a row's result does not depend on the other rows (batch invariance).
-    """
-    b = m.bias if bias is None else bias
-    packed = m.__dict__.get("packed")
-    if packed is None:
-        return F.linear(x, m.weight, b)
-    return onednn_linear(x, packed, b)
-
-
-@torch.library.custom_op("ssgen::onednn_linear", mutates_args=())
-def onednn_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """x (..., in) -> (..., out) through oneDNN's matmul with a weight `prepack_cpu` packed. A custom op so
-    that torch.compile (ssgen.compile) calls it as it stands: inductor's own lowering of the oneDNN op
-    only takes weights its freezing pass packed."""
-    if x.numel() == x.shape[-1]:  # one row (bs = 1 at scale 0 without CFG, a (1, C) condition)
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(1, -1).repeat(2, 1), packed, bias, "none", [], "")
-        return y[:1].view(*x.shape[:-1], -1)
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-
-
-@onednn_linear.register_fake
-def _(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    return x.new_empty((*x.shape[:-1], packed.shape[0]))  # packed: (out, in)
-
-
-class Linear(nn.Linear):
-    """nn.Linear (same parameters and keys) computing through `linear`, so it works after `prepack_cpu`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(self, x)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
@@ -531,26 +493,11 @@ class Infinity(nn.Module):
 
     @torch.no_grad()
     def prepack_cpu(self) -> bool:
-        """On the CPU: give every Linear (float32, and bf16 blocks) a oneDNN-prepacked copy of its weight
-        (what inductor's CPU freezing does) and release the plain one; afterwards the model generates
-        but cannot be saved or moved. Measured on 2 Zen 5 cores: float32 matmuls 2.2-2.5x faster than
-        F.linear, bf16 ~20 %. It also makes an image's numbers independent of its batch (see `linear`;
-        F.linear's MKL kernels move rows by ~1e-6 with the row count, and the cross-attention's bf16
-        rounding turns that into flipped bits). The bf16 blocks' results equal F.linear's; float32 ones
-        differ in the accumulation order only (~1e-6 relative; the goldens pass unchanged). Returns whether every
-        Linear is packed (not where oneDNN is unavailable or fails a probe for a dtype)."""
-        lins = [m for m in self.modules() if isinstance(m, nn.Linear)]
-        if all("packed" in m.__dict__ for m in lins):
-            return True
-        if lins[0].weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
-            return False
-        ok = {dt: _onednn_works(dt) for dt in {m.weight.dtype for m in lins}}
-        for m in lins:
-            if ok[m.weight.dtype] and "packed" not in m.__dict__:
-                m.packed = torch.ops.mkldnn._reorder_linear_weight(m.weight)
-                m.weight = nn.Parameter(m.weight.new_empty(0), requires_grad=False)  # the packed copy replaces it
-                trim_heap()  # the freed weight's memory goes back to the OS: the peak stays model + one weight
-        return all(ok.values())
+        """On the CPU: every Linear (float32, and the bf16 blocks) computes from a oneDNN-prepacked weight
+        (ssgen/backends/onednn.py: faster, and a row's numbers do not depend on its batch, which the
+        cross-attention's bf16 rounding would turn into flipped bits). float32 results differ from F.linear's in
+        the accumulation order only (~1e-6 relative; the goldens pass unchanged). Returns whether all are packed."""
+        return prepack_linears(self)
 
     # --------------------------------------------------------------------------------- inference
     def uncond_text(self, lens: list[int]) -> torch.Tensor:
@@ -616,22 +563,6 @@ class Infinity(nn.Module):
             else:  # Linear weights (out, in)
                 fill(p, 1.0 / math.sqrt(p.shape[-1]))
         return self
-
-
-def _onednn_works(dtype: torch.dtype) -> bool:
-    """Whether oneDNN's prepacked matmul runs in `dtype` on this CPU and agrees with F.linear."""
-    if dtype not in (torch.float32, torch.bfloat16):
-        return False
-    try:
-        if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return False
-        g = torch.Generator().manual_seed(0)
-        w, probe = torch.randn(8, 16, generator=g).to(dtype), torch.randn(3, 16, generator=g).to(dtype)
-        packed = torch.ops.mkldnn._reorder_linear_weight(w)
-        got = torch.ops.mkldnn._linear_pointwise(probe, packed, None, "none", [], "")
-        return torch.allclose(got.float(), F.linear(probe, w).float(), rtol=1e-2, atol=1e-2)
-    except (RuntimeError, AttributeError):
-        return False
 
 
 class RMSNorm(nn.Module):

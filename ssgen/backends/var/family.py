@@ -66,6 +66,8 @@ class VarModel:
 
     def __post_init__(self):
         self.vae.channels_last()  # the decoder runs NHWC (VQVAE.channels_last)
+        if self.device.type == "cpu":
+            self.var.prepack_cpu()  # oneDNN-prepacked linears (ssgen/backends/onednn.py)
 
     def encoder(self) -> VQEncoder:
         """The VAE's encoder + quant_conv, loaded from the VAE file on first use (generation never reads them)."""
