@@ -57,7 +57,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import CPU_SDPA, build_var  # noqa: E402
+from bench import build_var, flop_formulas  # noqa: E402
 
 from ssgen.backends.var.family import VarRun  # noqa: E402
 from ssgen.backends.var.model import IGNORED_KEYS_VAR  # noqa: E402
@@ -245,7 +245,7 @@ def transformer_flops(pipe: Pipeline, classes: list[int]) -> int:
     counters = []
 
     def counting():
-        counters.append(FlopCounterMode(display=False, custom_mapping=CPU_SDPA))
+        counters.append(FlopCounterMode(display=False, custom_mapping=flop_formulas()))
         return counters[-1]
 
     with around_logits(counting):
