@@ -58,9 +58,10 @@ class Linear(nn.Linear):
 
 @torch.no_grad()
 def prepack_linears(model: nn.Module) -> bool:
-    """On the CPU: pack every nn.Linear of `model` (see the module docstring) and release its plain weight,
-    one at a time so that the peak stays the model plus one weight. Returns whether every Linear is packed."""
-    lins = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    """On the CPU: pack every `Linear` of `model` (this module's class; a plain nn.Linear calls F.linear on
+    its weight and is left alone) and release its plain weight, one at a time so that the peak stays the
+    model plus one weight. Returns whether every one is packed."""
+    lins = [m for m in model.modules() if isinstance(m, Linear)]
     if all("packed" in m.__dict__ for m in lins):
         return True
     if lins[0].weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():

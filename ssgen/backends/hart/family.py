@@ -55,6 +55,8 @@ class HartModel:
 
     def __post_init__(self):
         self.tokenizer.channels_last()  # the decoder runs NHWC (VQVAE.channels_last)
+        if self.device.type == "cpu":
+            self.model.prepack_cpu()  # oneDNN-prepacked linears (ssgen/backends/onednn.py)
 
     @property
     def patch_nums(self) -> tuple[int, ...]:

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 
 from ...errors import ConfigError
 from ..common import KVCache
+from ..onednn import Linear, linear, prepack_linears
 from ..var.model import FFN as GeluMLP  # gpt2 MLP: fc2(gelu_tanh(fc1(x))), VAR's FFN
 from ..var.model import attention
 from .diffusion import DiffLoss
@@ -245,7 +246,7 @@ class Attention(nn.Module):
         C = cfg.embed_dim
         self.heads, self.head_dim, self.l2_norm = cfg.num_heads, cfg.head_dim, cfg.attn_l2_norm
         self.qkv_name = "qkv_proj" if cfg.attn_type == "llama" else "mat_qkv"
-        self.add_module(self.qkv_name, nn.Linear(C, 3 * C, bias=False))
+        self.add_module(self.qkv_name, Linear(C, 3 * C, bias=False))
         self.q_bias = nn.Parameter(torch.zeros(C))
         self.v_bias = nn.Parameter(torch.zeros(C))
         if self.l2_norm:
@@ -253,7 +254,7 @@ class Attention(nn.Module):
             self.scale = 1.0
         else:
             self.scale = 0.25 / math.sqrt(self.head_dim)
-        self.proj = nn.Linear(C, C)
+        self.proj = Linear(C, C)
         self.cache = KVCache()
 
     def reset_cache(self, release: bool = False):
@@ -263,7 +264,7 @@ class Attention(nn.Module):
         R, L, C = x.shape  # (2B, l, C)
         H, hd = self.heads, self.head_dim
         bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))  # (3C,)
-        qkv = F.linear(x, getattr(self, self.qkv_name).weight, bias)  # (2B, l, 3C)
+        qkv = linear(getattr(self, self.qkv_name), x, bias)  # (2B, l, 3C)
         q, k, v = qkv.view(R, L, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # each (2B, H, l, hd)
         if self.l2_norm:
             scale_mul = self.scale_mul_1H11.clamp_max(MAX_SCALE_MUL).exp()  # (1, H, 1, 1)
@@ -284,9 +285,9 @@ class SwiGLU(nn.Module):
 
     def __init__(self, C: int, hidden: int):
         super().__init__()
-        self.gate_proj = nn.Linear(C, hidden, bias=False)
-        self.up_proj = nn.Linear(C, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, C, bias=False)
+        self.gate_proj = Linear(C, hidden, bias=False)
+        self.up_proj = Linear(C, hidden, bias=False)
+        self.down_proj = Linear(hidden, C, bias=False)
 
     def forward(self, x):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -311,7 +312,7 @@ class Block(nn.Module):
         self.ffn = SwiGLU(C, cfg.mlp_hidden) if cfg.mlp_type == "llama" else GeluMLP(C, cfg.mlp_hidden)
         self.ln_wo_grad = make_norm(cfg, C, affine=False)
         if not cfg.disable_aln:
-            self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 6 * C))
+            self.ada_lin = nn.Sequential(nn.SiLU(), Linear(C, 6 * C))
         elif cfg.shared_aln:
             self.scale_shift_table = nn.Parameter(torch.zeros(6, C))
 
@@ -343,7 +344,7 @@ class AdaLNBeforeHead(nn.Module):
         C = cfg.embed_dim
         self.C = C
         self.ln_wo_grad = make_norm(cfg, C, affine=False)
-        self.ada_lin = nn.Sequential(nn.SiLU(), nn.Linear(C, 2 * C))
+        self.ada_lin = nn.Sequential(nn.SiLU(), Linear(C, 2 * C))
 
     def modulation(self, cond_max: torch.Tensor):
         scale, shift = self.ada_lin(cond_max.unsqueeze(1)).view(-1, 1, 2, self.C).unbind(2)  # order: scale, shift
@@ -360,7 +361,7 @@ class LevelMLP(nn.Module):
     def __init__(self, C: int, freq_dim: int = 256):
         super().__init__()
         self.freq_dim = freq_dim
-        self.mlp = nn.Sequential(nn.Linear(freq_dim, C), nn.SiLU(), nn.Linear(C, C))
+        self.mlp = nn.Sequential(Linear(freq_dim, C), nn.SiLU(), Linear(C, C))
 
     def forward(self, level: torch.Tensor) -> torch.Tensor:  # (n,) -> (n, C)
         half = self.freq_dim // 2
@@ -406,8 +407,8 @@ class HART(nn.Module):
             self.begins.append(cur)
             cur += pn * pn
 
-        self.word_embed = nn.Linear(cfg.latent_channels, C)  # latent -> token
-        self.context_embed = nn.Linear(cfg.context_dim, C)  # text features -> prefix tokens
+        self.word_embed = Linear(cfg.latent_channels, C)  # latent -> token
+        self.context_embed = Linear(cfg.context_dim, C)  # text features -> prefix tokens
         if cfg.use_context_norm:
             self.context_norm = RMSNorm(cfg.context_dim, cfg.norm_eps)
         if cfg.attn_type == "gpt2":  # absolute positions (upstream's gpt2 flavour)
@@ -416,7 +417,7 @@ class HART(nn.Module):
         self.lvl_embed = LevelMLP(C) if cfg.use_timestep_embed else nn.Embedding(K, C)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.head_nm = AdaLNBeforeHead(cfg)
-        self.head = nn.Linear(C, cfg.vocab_size)
+        self.head = Linear(C, cfg.vocab_size)
         self.decoder_norm = make_norm(cfg, C, affine=True)
         self.diffloss = DiffLoss(cfg.latent_channels, C, cfg.diff_width, cfg.diff_depth, int(cfg.num_sampling_steps))
 
@@ -425,6 +426,11 @@ class HART(nn.Module):
         """Forget the KV caches; call before every new batch (`release=True` also frees the buffers)."""
         for b in self.blocks:
             b.attn.reset_cache(release)
+
+    def prepack_cpu(self) -> bool:
+        """On the CPU: the transformer's linears compute from oneDNN-prepacked weights (ssgen/backends/onednn.py;
+        the diffusion head's stay plain). The plain weights are released. Returns whether all are packed."""
+        return prepack_linears(self)
 
     def level(self, k: int) -> torch.Tensor:
         """Level embedding of scale k: (1, 1, C)."""
