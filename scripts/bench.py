@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
 import statistics
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -58,24 +61,30 @@ def time_generate(pipe: Pipeline, batch: int, ssg, repeat: int, warmup: int = 1)
     return time_interleaved(pipe, {"classes": classes}, {"x": ssg}, repeat, warmup)["x"]
 
 
-def time_interleaved(pipe: Pipeline, kwargs: dict, settings: dict, repeat: int, warmup: int = 1) -> dict:
-    """Seconds per `pipe.generate(**kwargs, ssg=...)` call for each SSG setting ({label: ssg}), the
-    settings alternating run by run so that a busy machine slows them alike (a ratio of two
-    sequential blocks measures the machine's load, not SSG). Shared by every bench script."""
+def interleave(runs: dict, repeat: int, warmup: int = 1) -> dict:
+    """{label: fn(seed)} -> {label: [seconds per call]}, the labels alternating run by run so that a busy
+    machine slows them alike (a ratio of two sequential blocks measures the machine's load, not the
+    difference). CUDA is synchronized around every timed call. Shared by every bench script."""
     for _ in range(warmup):
-        for ssg in settings.values():
-            pipe.generate(**kwargs, seed=0, ssg=ssg)
-    times: dict = {k: [] for k in settings}
+        for fn in runs.values():
+            fn(0)
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    times: dict = {k: [] for k in runs}
     for r in range(repeat):
-        for label, ssg in settings.items():
-            if pipe.device.type == "cuda":
-                torch.cuda.synchronize()
+        for label, fn in runs.items():
+            sync()
             t0 = time.perf_counter()
-            pipe.generate(**kwargs, seed=r, ssg=ssg)
-            if pipe.device.type == "cuda":
-                torch.cuda.synchronize()
+            fn(r)
+            sync()
             times[label].append(time.perf_counter() - t0)
     return times
+
+
+def time_interleaved(pipe: Pipeline, kwargs: dict, settings: dict, repeat: int, warmup: int = 1) -> dict:
+    """Seconds per `pipe.generate(**kwargs, seed=r, ssg=...)` call for each SSG setting ({label: ssg}),
+    interleaved (`interleave`)."""
+    runs = {label: (lambda r, ssg=ssg: pipe.generate(**kwargs, seed=r, ssg=ssg)) for label, ssg in settings.items()}
+    return interleave(runs, repeat, warmup)
 
 
 def cpu_sdpa_flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
@@ -106,30 +115,61 @@ def flop_formulas() -> dict:
             torch.ops.mkldnn._linear_pointwise: packed_linear_flops}
 
 
-def cpu_name() -> str:
-    """The CPU's model name and the flags that decide bf16 speed (amx_bf16 / avx512_bf16 / avx2)."""
+def cpu_info() -> dict:
+    """Model name, cores and the flags that decide the bf16 speed (AMX, AVX512-BF16) from /proc/cpuinfo."""
+    name, flags = None, set()
     try:
-        info = open("/proc/cpuinfo").read()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, val = line.partition(":")
+            if key.strip() == "model name" and name is None:
+                name = val.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(val.split())
     except OSError:
-        return platform.processor() or platform.machine()
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "?")
-    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
-    feats = [f for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2") if f in flags]
-    return f"{name} ({', '.join(feats) or 'no avx2'}; {torch.get_num_threads()} threads)"
+        pass
+    info = {"model_name": name or platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    info.update({f: f in flags for f in CPU_FLAGS})
+    return info
 
 
-def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 4096, k: int = 1024, repeat: int = 10) -> float:
-    """GFLOP/s of a large (n, k) @ (k, n) product in `dtype`: this machine's practical peak, timed now."""
-    a = torch.randn(n, k, dtype=dtype, device=device)
-    b = torch.randn(k, n, dtype=dtype, device=device)
-    ts = []
-    for _ in range(repeat + 2):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        ts.append(time.perf_counter() - t0)
-    return 2 * n * k * n / statistics.median(ts[2:]) / 1e9
+CPU_FLAGS = ("amx_bf16", "avx512_bf16", "avx512f", "avx2")
+
+
+def cpu_name() -> str:
+    """'MODEL (flags; N threads)': the CPU every figure is measured on."""
+    info = cpu_info()
+    feats = [f for f in CPU_FLAGS if info[f]]
+    return f"{info['model_name']} ({', '.join(feats) or 'no avx2'}; {torch.get_num_threads()} threads)"
+
+
+MATMUL = (4096, 1024, 4096)  # (M, K, N) of the reference matmul
+
+
+def matmul_timer(dtype: torch.dtype, device: torch.device = torch.device("cpu")):
+    """A function that times one MATMUL-sized product in `dtype` on `device` -> seconds (into a preallocated
+    output, so the allocator's page faults are not counted). Warmed up once."""
+    M, K, N = MATMUL
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(M, K, generator=g).to(device=device, dtype=dtype)
+    b = torch.randn(K, N, generator=g).to(device=device, dtype=dtype)
+    out = torch.empty(M, N, dtype=dtype, device=device)
+
+    def timed() -> float:
+        with torch.inference_mode():
+            _sync(device)
+            t0 = time.perf_counter()
+            torch.matmul(a, b, out=out)
+            _sync(device)
+            return time.perf_counter() - t0
+
+    timed()
+    return timed
+
+
+def matmul_rate(dtype: torch.dtype, device: torch.device, repeat: int = 10) -> float:
+    """GFLOP/s of the reference product in `dtype`: this machine's practical peak, timed now (median)."""
+    timed = matmul_timer(dtype, device)
+    return 2 * math.prod(MATMUL) / statistics.median(timed() for _ in range(repeat)) / 1e9
 
 
 def _sync(device: torch.device) -> None:

@@ -47,7 +47,6 @@ import io
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,7 +56,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import build_var, flop_formulas  # noqa: E402
+from bench import MATMUL, build_var, cpu_info, flop_formulas, interleave, matmul_timer  # noqa: E402
 
 from ssgen.backends.var.family import VarRun  # noqa: E402
 from ssgen.backends.var.model import IGNORED_KEYS_VAR  # noqa: E402
@@ -68,7 +67,6 @@ from ssgen.pipeline import Pipeline  # noqa: E402
 EXTRACT_HINT = ("mkdir -p /tmp/var_official && git --git-dir=/work/.mirror/FoundationVision+VAR/repo archive HEAD "
                 "| tar -x -C /tmp/var_official (or git clone https://github.com/FoundationVision/VAR)")
 SAMPLING = dict(cfg=4.0, top_k=900, top_p=0.95, more_smooth=False)
-MATMUL = (4096, 1024, 4096)  # (M, K, N) of the reference matmul
 
 
 
@@ -76,41 +74,6 @@ MATMUL = (4096, 1024, 4096)  # (M, K, N) of the reference matmul
 # ------------------------------------------------------------------------------------------------
 # machine
 # ------------------------------------------------------------------------------------------------
-
-
-def cpu_info() -> dict:
-    """Model name and the flags that decide the bf16 speed (AMX, AVX512-BF16) from /proc/cpuinfo."""
-    name, flags = None, set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, val = line.partition(":")
-            if key.strip() == "model name" and name is None:
-                name = val.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(val.split())
-    except OSError:
-        pass
-    info = {"model_name": name or platform.processor() or platform.machine(), "cores": os.cpu_count()}
-    info.update({f: f in flags for f in ("amx_bf16", "avx512_bf16", "avx512f", "avx2")})
-    return info
-
-
-def matmul_timer(dtype: torch.dtype):
-    """A function that times one (4096 x 1024) @ (1024 x 4096) matmul in `dtype` -> seconds (into a
-    preallocated output, so the allocator's page faults are not counted)."""
-    M, K, N = MATMUL
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(M, K, generator=g).to(dtype), torch.randn(K, N, generator=g).to(dtype)
-    out = torch.empty(M, N, dtype=dtype)
-
-    def timed() -> float:
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            torch.matmul(a, b, out=out)
-            return time.perf_counter() - t0
-
-    timed()  # warm-up
-    return timed
 
 
 def gflops(flops: float, seconds: list[float]) -> float:
@@ -203,23 +166,6 @@ def official_call(var, classes: list[int], seed: int, autocast: bool) -> torch.T
     ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with torch.inference_mode(), ctx:
         return var.autoregressive_infer_cfg(B=len(classes), label_B=labels, g_seed=seed, **SAMPLING)
-
-
-def time_interleaved(runs: dict, repeat: int, warmup: int = 1) -> dict:
-    """{label: fn(seed)} -> {label: [seconds per call]}, the labels alternating run by run."""
-    for _ in range(warmup):
-        for fn in runs.values():
-            fn(0)
-    times: dict = {k: [] for k in runs}
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for r in range(repeat):
-        for label, fn in runs.items():
-            sync()
-            t0 = time.perf_counter()
-            fn(r)
-            sync()
-            times[label].append(time.perf_counter() - t0)
-    return times
 
 
 @contextlib.contextmanager
@@ -362,7 +308,7 @@ def run(args) -> None:
             classes = [(207 + i) % 1000 for i in range(b)]
             runs = {"ssgen": lambda r, p=pipe, c=classes: ssgen_call(p, c, r),
                     "official": lambda r, v=var, c=classes, a=autocast: official_call(v, c, r, a)}
-            times = time_interleaved(runs, args.repeat)
+            times = interleave(runs, args.repeat)
             ms, mo = statistics.median(times["ssgen"]), statistics.median(times["official"])
             flops = transformer_flops(pipe, classes)
             tt, mm_times = transformer_seconds(pipe, classes, min(3, args.repeat), matmul)

@@ -222,9 +222,8 @@ def infinity_1m(repeat: int, modes=(None,)) -> dict:
 
 def official_side_by_side(path: str, repeat: int) -> dict:
     sys.path.insert(0, "scripts")
-    from bench import build_var
+    from bench import build_var, interleave
     from bench_official import build_official, import_official, official_call, ssgen_call
-    from bench_official import time_interleaved as interleave
 
     models = import_official(path)
     out = {}
