@@ -159,7 +159,7 @@ class Pipeline:
         t0 = time.perf_counter()
         edit = None
         with torch.inference_mode():
-            call = self.family.start(classes, prompts, opts)
+            call = self.family.start(classes, prompts, opts, rng=rng)
             if image is not None:  # fit + encode the input, keep masks per scale
                 edit = prepare_edit(call.backend, image, keep_mask, keep_scales, len(conds), self.device)
             out = run_loop(call.backend, Rng(rng, seeds, self.device), ssg, keep_logits=keep_logits,

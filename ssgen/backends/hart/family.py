@@ -86,7 +86,8 @@ class HartModel:
                                f"expects context_dim={self.hart_cfg.context_dim}; check weights.text_encoder")
         return enc
 
-    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
+    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any],
+              rng: str = "per-image") -> Call:
         o = parse(self.config.name, classes, prompts, options, self.n_scales, self.hart_cfg.vocab_size)
         if o.safety_check:
             if self.safety is None:

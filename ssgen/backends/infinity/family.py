@@ -72,7 +72,8 @@ class InfinityModel:
         """The transformer whose `forward_scale` is the per-scale step (what `ssgen.compile` compiles)."""
         return self.model
 
-    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
+    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any],
+              rng: str = "per-image") -> Call:
         o = parse(self.config.name, classes, prompts, options)
         run = InfinityRun(self, o.prompts, o.negative, o.cfg, o.tau, o.top_k, o.top_p, o.res, o.offload)
         return Call(run, o.settings, o.notes + self.notes + run.notes)

@@ -94,7 +94,8 @@ class VarModel:
         """The transformer whose `forward_scale` is the per-scale step (what `ssgen.compile` compiles)."""
         return self.var
 
-    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
+    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any],
+              rng: str = "per-image") -> Call:
         c = self.var_cfg
         o = parse(self.config.name, classes, prompts, options, self.n_scales, c.num_classes, c.vocab_size)
         return Call(VarRun(self, classes, o.t, o.top_k, o.top_p, o.smooth), o.settings, o.notes)
