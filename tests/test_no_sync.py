@@ -104,8 +104,8 @@ def test_the_trap_catches_a_host_read(trapped_loop, tiny_var):
     pipe = ssgen.load(str(tiny_var), device="cpu", dtype="float32")
     real = pipe.family.start
 
-    def start(*args):
-        call = real(*args)
+    def start(*args, **kwargs):
+        call = real(*args, **kwargs)
         guide = call.backend.guide
         call.backend.guide = lambda k, raw: guide(k, raw) * (raw.amax().item() > -1e30)  # a host read per scale
         return call
