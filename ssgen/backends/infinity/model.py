@@ -16,15 +16,15 @@ with a learned per-head scale, 2-D RoPE normalised to the 1M grid, a level embed
 before the first block, shared AdaLN (one Linear for all blocks plus a learned per-block offset) and
 a bitwise head.
 
-Inference protocol (driven by family.InfinityRun through the generic loop):
+Inference protocol (driven by family.InfinityBackend through the generic loop):
 
     model.reset_cache()
-    text = model.prepare_text(packed, lens)        # packed (N, Ct5) T5 features of all bs rows
+    text = model.prepare_text(packed, lens, official)  # packed (N, Ct5) T5 features of all bs rows
     x = model.first_input(text)                    # (bs, 1, C)              input of scale 0
     for k, (h, w) in enumerate(schedule):
         logits = model.forward_scale(x, text, k, rope_k)   # (bs, h*w, 2d) float32; appends to the KV caches
         ... CFG, sampling, bits -> codes -> running sum -> next map (B, d, h', w') ...
-        x = model.next_input(next_map, bs)         # (bs, h'*w', C)          input of scale k+1
+        x = model.next_input(next_map, bs, official)  # (bs, h'*w', C)       input of scale k+1
 
 Precision (mirrors the official inference path): the residual stream, every norm, the AdaLN
 modulations, the text modules and the head run in float32; only the blocks' linear layers and
@@ -42,12 +42,21 @@ bits), so on the CPU an image's numbers are made bit-identical whatever its batc
   softmax over a longer padding sums in another order), see `text_attention`;
 - the T5 encoder runs prompt by prompt (text.py); the VAE decodes image by image (the family).
 Self-attention, norms and element-wise ops are already row by row. On GPUs this is not guaranteed.
+
+Official arithmetic (rng="batch" promises upstream's numbers for the same batch): `official=True`
+(`prepare_text(..., official=True)`, carried by the TextState to every scale) computes every Linear as
+upstream's nn.Linear does, F.linear on the plain weight (MKL on the CPU; `upstream_linear`), and the
+family encodes the prompts with T5 in one batch padded to 512 tokens, as upstream's `encode_prompt`, and
+keeps the running sum of codes in upstream's memory layout (family.InfinityBackend).
+Attention to the text is the same in both modes: upstream's flash-attn varlen kernel attends each
+row to exactly its own packed tokens (no padding, no mask), and `text_attention` does that too.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -192,6 +201,49 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 # ------------------------------------------------------------------------------------------------
+# linears: batch-invariant (oneDNN-prepacked) or as upstream (F.linear)
+# ------------------------------------------------------------------------------------------------
+
+
+def upstream_linear(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """m(x) as upstream's nn.Linear computes it: F.linear on the plain weight (MKL's sgemm on the CPU,
+    whose summation order depends on the row count, exactly as in the official run).
+
+    After `prepack_cpu` only the oneDNN-packed copy of the weight is kept; the plain weight is rebuilt
+    from it for this one product (`to_dense()` undoes oneDNN's blocked layout exactly: it only moves
+    values) and freed right after. That costs one weight's memory at a time and a copy of it per call,
+    where keeping every plain weight beside its packed copy would double the linears' memory for the
+    whole session (Infinity-8B in bf16: 16 GB more).
+    """
+    b = m.bias if bias is None else bias
+    packed = m.__dict__.get("packed")
+    if packed is None:
+        return F.linear(x, m.weight, b)
+    return unpacked_linear(x, packed, b)
+
+
+@torch.library.custom_op("ssgen::unpacked_linear", mutates_args=())
+def unpacked_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """F.linear(x, plain weight, bias) with the plain (out, in) weight rebuilt from oneDNN's packed copy.
+    A custom op so that torch.compile (ssgen.compile) calls it as it stands: it cannot trace `to_dense()`
+    of a oneDNN tensor."""
+    return F.linear(x, packed.to_dense(), bias)
+
+
+@unpacked_linear.register_fake
+def _(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], packed.shape[0]))  # packed: (out, in)
+
+
+def lin(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None, official: bool = False) -> torch.Tensor:
+    """m(x) (optionally with another bias): as upstream computes it when `official` (rng="batch"),
+    else from the prepacked weight, whose rows do not depend on the batch (rng="per-image")."""
+    if official:
+        return upstream_linear(m, x, bias)
+    return linear(m, x, bias)
+
+
+# ------------------------------------------------------------------------------------------------
 # attention
 # ------------------------------------------------------------------------------------------------
 
@@ -261,10 +313,11 @@ class SelfAttention(nn.Module):
     def reset_cache(self):
         self.k_cache = self.v_cache = None
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: bool = True) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: bool = True,
+                official: bool = False) -> torch.Tensor:
         bs, L, C = x.shape  # (bs, L, C) in the blocks' dtype
         bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))  # (3C,)
-        qkv = linear(self.mat_qkv, x, bias).view(bs, L, 3, self.H, self.hd)
+        qkv = lin(self.mat_qkv, x, bias, official).view(bs, L, 3, self.H, self.hd)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (bs, H, L, hd)
         # cosine attention in float32: unit q, k; q scaled by the learned temperature; then RoPE
         scale_mul = self.scale_mul_1H11.float().clamp_max(MAX_SCALE_MUL).exp()  # (1, H, 1, 1)
@@ -277,7 +330,7 @@ class SelfAttention(nn.Module):
         if cache:
             self.k_cache, self.v_cache = k, v
         out = attention(q, k, v, 1.0)  # (bs, H, L, hd)
-        return linear(self.proj, out.transpose(1, 2).reshape(bs, L, C))
+        return lin(self.proj, out.transpose(1, 2).reshape(bs, L, C), official=official)
 
 
 class CrossAttention(nn.Module):
@@ -291,17 +344,18 @@ class CrossAttention(nn.Module):
         self.v_bias = nn.Parameter(torch.zeros(C))
         self.proj = Linear(C, C)
 
-    def text_kv(self, text: torch.Tensor, rows: TextRows) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def text_kv(self, text: torch.Tensor, rows: TextRows,
+                official: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Packed text tokens (N, C) float32 -> per length group k, v (rows_g, H, n_g, hd)."""
         bias = torch.cat((torch.zeros_like(self.v_bias), self.v_bias))
-        kv = linear(self.mat_kv, text.to(bias.dtype), bias)  # (N, 2C)
+        kv = lin(self.mat_kv, text.to(bias.dtype), bias, official)  # (N, 2C)
         return [split_kv(g, self.H) for g in rows.split(kv)]
 
-    def forward(self, x: torch.Tensor, kv: list, rows: TextRows) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: list, rows: TextRows, official: bool = False) -> torch.Tensor:
         bs, L, C = x.shape
-        q = linear(self.mat_q, x).view(bs, L, self.H, self.hd).transpose(1, 2)  # (bs, H, L, hd)
+        q = lin(self.mat_q, x, official=official).view(bs, L, self.H, self.hd).transpose(1, 2)  # (bs, H, L, hd)
         out = text_attention(q, kv, rows.index, 1 / math.sqrt(self.hd))  # (bs, H, L, hd)
-        return linear(self.proj, out.transpose(1, 2).reshape(bs, L, C))
+        return lin(self.proj, out.transpose(1, 2).reshape(bs, L, C), official=official)
 
 
 class TextPoolAttention(nn.Module):
@@ -315,14 +369,15 @@ class TextPoolAttention(nn.Module):
         self.v_bias = nn.Parameter(torch.zeros(C))
         self.proj = Linear(C, C)
 
-    def forward(self, text: torch.Tensor, rows: TextRows) -> torch.Tensor:
+    def forward(self, text: torch.Tensor, rows: TextRows, official: bool = False) -> torch.Tensor:
         """Packed normalised T5 tokens (N, Ct5) -> pooled condition (bs, C)."""
         bs, C = len(rows.lens), self.H * self.hd
-        kv = linear(self.mat_kv, text, torch.cat((torch.zeros_like(self.v_bias), self.v_bias)))  # (N, 2C)
+        bias = torch.cat((torch.zeros_like(self.v_bias), self.v_bias))  # (2C,)
+        kv = lin(self.mat_kv, text, bias, official)  # (N, 2C)
         q = self.mat_q.expand(bs, -1, -1).unsqueeze(2).to(kv.dtype)  # (bs, H, 1, hd)
         kv = [split_kv(g, self.H) for g in rows.split(kv)]
         out = text_attention(q, kv, rows.index, 1 / math.sqrt(self.hd))  # (bs, H, 1, hd)
-        return self.proj(out.transpose(1, 2).reshape(bs, C))
+        return lin(self.proj, out.transpose(1, 2).reshape(bs, C), official=official)  # (bs, C)
 
 
 class TextAttentivePool(nn.Module):
@@ -330,8 +385,8 @@ class TextAttentivePool(nn.Module):
         super().__init__()
         self.ca = TextPoolAttention(Ct5, C, H)
 
-    def forward(self, text: torch.Tensor, rows: TextRows) -> torch.Tensor:
-        return self.ca(text, rows)
+    def forward(self, text: torch.Tensor, rows: TextRows, official: bool = False) -> torch.Tensor:
+        return self.ca(text, rows, official)
 
 
 @dataclass
@@ -375,8 +430,9 @@ class FFN(nn.Module):
         self.fc1 = Linear(C, hidden)
         self.fc2 = Linear(hidden, C)
 
-    def forward(self, x):
-        return linear(self.fc2, F.gelu(linear(self.fc1, x), approximate="tanh"))
+    def forward(self, x: torch.Tensor, official: bool = False) -> torch.Tensor:
+        h = F.gelu(lin(self.fc1, x, official=official), approximate="tanh")  # (bs, L, hidden)
+        return lin(self.fc2, h, official=official)  # (bs, L, C)
 
 
 class CrossAttnBlock(nn.Module):
@@ -402,16 +458,16 @@ class CrossAttnBlock(nn.Module):
         return g1, g2, s1.add(1), s2.add(1), b1, b2
 
     def forward(self, x: torch.Tensor, mod: tuple, text_kv: list, rows: TextRows, rope: tuple,
-                cache: bool = True) -> torch.Tensor:
+                cache: bool = True, official: bool = False) -> torch.Tensor:
         g1, g2, s1, s2, b1, b2 = mod  # each (bs, 1, C) float32
         dt = self.ca_norm.weight.dtype
         C = self.C
         h = F.layer_norm(x, (C,), eps=self.eps).mul(s1).add_(b1)  # (bs, L, C) float32
-        x = x + self.sa(h.to(dt), rope, cache).float().mul_(g1)
+        x = x + self.sa(h.to(dt), rope, cache, official).float().mul_(g1)
         h = F.layer_norm(x, (C,), self.ca_norm.weight.float(), self.ca_norm.bias.float(), self.eps)
-        x = x + self.ca(h.to(dt), text_kv, rows).float()
+        x = x + self.ca(h.to(dt), text_kv, rows, official).float()
         h = F.layer_norm(x, (C,), eps=self.eps).mul(s2).add_(b2)
-        return x + self.ffn(h.to(dt)).float().mul(g2)
+        return x + self.ffn(h.to(dt), official).float().mul(g2)
 
 
 class BlockChunk(nn.Module):
@@ -428,9 +484,11 @@ class AdaLNBeforeHead(nn.Module):
         self.C, self.eps = C, eps
         self.ada_lin = nn.Sequential(nn.SiLU(), Linear(C, 2 * C))
 
-    def modulation(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scale, shift = self.ada_lin(cond).view(-1, 1, 2, self.C).unbind(2)  # order: scale, shift
-        return scale.add(1), shift  # (bs, 1, C) each
+    def modulation(self, cond: torch.Tensor, official: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """cond (bs, C) -> 1 + scale, shift, each (bs, 1, C)."""
+        act, proj = self.ada_lin
+        scale, shift = lin(proj, act(cond), official=official).view(-1, 1, 2, self.C).unbind(2)  # order: scale, shift
+        return scale.add(1), shift
 
     def forward(self, x: torch.Tensor, mod: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         s, b = mod
@@ -446,6 +504,7 @@ class TextState:
     kv: list[list[tuple[torch.Tensor, torch.Tensor]]]  # per block, per length group: k, v (rows_g, H, n_g, hd)
     mods: list[tuple[torch.Tensor, ...]]  # per block: AdaLN modulation
     head_mod: tuple[torch.Tensor, torch.Tensor]
+    official: bool = False  # every scale computes its linears as upstream does (rng="batch"), see `lin`
 
 
 class Infinity(nn.Module):
@@ -496,7 +555,8 @@ class Infinity(nn.Module):
         """On the CPU: every Linear (float32, and the bf16 blocks) computes from a oneDNN-prepacked weight
         (ssgen/backends/onednn.py: faster, and a row's numbers do not depend on its batch, which the
         cross-attention's bf16 rounding would turn into flipped bits). float32 results differ from F.linear's in
-        the accumulation order only (~1e-6 relative; the goldens pass unchanged). Returns whether all are packed."""
+        the accumulation order only (~1e-6 relative), which is enough to flip bits: rng="batch" computes from
+        the plain weight instead (`upstream_linear`, rebuilt from the packed copy). Returns whether all are packed."""
         return prepack_linears(self)
 
     # --------------------------------------------------------------------------------- inference
@@ -504,29 +564,33 @@ class Infinity(nn.Module):
         """The learned null text of each row: cfg_uncond[:len_i], packed -> (sum(lens), Ct5)."""
         return torch.cat([self.cfg_uncond[:n] for n in lens]).float()
 
-    def prepare_text(self, packed: torch.Tensor, lens: list[int]) -> TextState:
-        """Packed T5 features (N, Ct5) of all bs rows (cond rows, then uncond rows) -> TextState."""
+    def prepare_text(self, packed: torch.Tensor, lens: list[int], official: bool = False) -> TextState:
+        """Packed T5 features (N, Ct5) of all bs rows (cond rows, then uncond rows) -> TextState.
+        `official`: this call's linears compute as upstream's (rng="batch"), here and at every scale."""
         rows = TextRows.of(lens, packed.device)
         kv = self.text_norm(packed.float())  # (N, Ct5)
-        cond = self.text_proj_for_sos(kv, rows).float()  # (bs, C)
-        ca = self.text_proj_for_ca(kv)  # (N, C)
-        gss = self.shared_ada_lin(cond).view(-1, 1, 6, self.cfg.embed_dim)  # (bs, 1, 6, C)
+        cond = self.text_proj_for_sos(kv, rows, official).float()  # (bs, C)
+        fc1, act, fc2 = self.text_proj_for_ca
+        ca = lin(fc2, act(lin(fc1, kv, official=official)), official=official)  # (N, C)
+        silu, ada = self.shared_ada_lin
+        gss = lin(ada, silu(cond), official=official).view(-1, 1, 6, self.cfg.embed_dim)  # (bs, 1, 6, C)
         blocks = self.blocks
         return TextState(
-            rows=rows, cond=cond, kv=[b.ca.text_kv(ca, rows) for b in blocks],
-            mods=[b.modulation(gss) for b in blocks], head_mod=self.head_nm.modulation(cond),
+            rows=rows, cond=cond, kv=[b.ca.text_kv(ca, rows, official) for b in blocks],
+            mods=[b.modulation(gss) for b in blocks], head_mod=self.head_nm.modulation(cond, official),
+            official=official,
         )
 
     def first_input(self, text: TextState) -> torch.Tensor:
         """Input of scale 0: the pooled condition + pos_start -> (bs, 1, C)."""
         return text.cond[:, None] + self.pos_start.float()
 
-    def next_input(self, next_map: torch.Tensor, bs: int) -> torch.Tensor:
+    def next_input(self, next_map: torch.Tensor, bs: int, official: bool = False) -> torch.Tensor:
         """next_map (B, d, h, w), the running sum resized to scale k's grid -> (bs, h*w, C) float32,
-        the same rows for the conditional and unconditional halves."""
+        the same rows for the conditional and unconditional halves (`official`: as upstream's nn.Linear)."""
         B, d = next_map.shape[:2]
         x = next_map.reshape(B, d, -1).transpose(1, 2)  # (B, h*w, d)
-        x = self.word_embed(x.to(self.word_embed.weight.dtype)).float()  # (B, h*w, C)
+        x = lin(self.word_embed, x.to(self.word_embed.weight.dtype), official=official).float()  # (B, h*w, C)
         return x.repeat(bs // B, 1, 1)  # (bs, h*w, C)
 
     def forward_scale(self, x: torch.Tensor, text: TextState, k: int, rope: tuple, cache: bool = True) -> torch.Tensor:
@@ -534,9 +598,9 @@ class Infinity(nn.Module):
         (unless `cache=False`, for the last scale). The level embedding is added once, before the first block."""
         x = x.float() + self.lvl_embed.weight[k].float()
         for blk, mod, kv in zip(self.blocks, text.mods, text.kv):
-            x = blk(x, mod, kv, text.rows, rope, cache)
+            x = blk(x, mod, kv, text.rows, rope, cache, text.official)
         h = self.head_nm(x, text.head_mod)
-        return self.head(h.to(self.head.weight.dtype)).float()  # (bs, L, 2d)
+        return lin(self.head, h.to(self.head.weight.dtype), official=text.official).float()  # (bs, L, 2d)
 
     @torch.no_grad()
     def init_random(self, seed: int = 0) -> "Infinity":

@@ -2,14 +2,17 @@
 
 As upstream's `encode_prompt`: tokenise with truncation to 512 tokens, run the encoder, keep each
 prompt's len_i rows (len_i = its tokens including `</s>`) and concatenate them: `packed (sum(lens),
-Ct5)` float32 plus `lens`. Upstream pads every prompt to 512 and masks the padding out of every
-attention; here each prompt runs alone on exactly its own tokens: the same features within float
-rounding (~1e-6), at a fraction of the cost, and a prompt's features do not depend on the other
-prompts of its batch (with padding to the longest prompt they move by ~1e-6, which the transformer's
-bf16 cross-attention rounding turns into flipped bits).
+Ct5)` float32 plus `lens`. Two ways to run the encoder:
+- prompt by prompt (default, rng="per-image"): each prompt runs alone on exactly its own tokens: the
+  same features as upstream's within float rounding (~1e-6), at a fraction of the cost, and a prompt's
+  features do not depend on the other prompts of its batch (with padding they move by ~1e-6, which the
+  transformer's bf16 cross-attention rounding turns into flipped bits);
+- `batched=True` (rng="batch", upstream's numbers): as upstream, all prompts in one batch, each padded
+  to 512 tokens, the padding masked out of every attention.
 
     enc = TextEncoder.load(folder, device, dtype)
-    packed, lens, notes = enc.encode(["a red fox", "a blue car"])
+    packed, lens, notes = enc.encode(["a red fox", "a blue car"])                 # per prompt
+    packed, lens, notes = enc.encode(["a red fox", "a blue car"], batched=True)   # as upstream
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import check_folder, check_pretrained
+from ...checkpoint import check_model_folder, check_pretrained
 from ...errors import WeightsError, first_line
 from ..checks import check_prompts
 from ..quiet import quiet_transformers
@@ -28,11 +31,12 @@ TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # fast or sentencepiece: f
 
 
 def encode_prompts(tokenizer, encoder, prompts: list[str], max_tokens: int = MAX_TOKENS,
-                   what: str = "prompt") -> tuple[torch.Tensor, list[int], list[str]]:
+                   what: str = "prompt", batched: bool = False) -> tuple[torch.Tensor, list[int], list[str]]:
     """prompts -> (packed (sum(lens), Ct5) float32 on the encoder's device, lens, notes).
 
     Prompts longer than `max_tokens` tokens (with `</s>`) are truncated, as upstream does, and a note
-    says so. The module-level entry point the conformance tests compare with the goldens.
+    says so. `batched`: one padded batch, as upstream (`encode_batch`), else prompt by prompt. The
+    module-level entry point the conformance tests compare with the goldens.
     """
     prompts = check_prompts(prompts, what)
     notes = []
@@ -40,6 +44,9 @@ def encode_prompts(tokenizer, encoder, prompts: list[str], max_tokens: int = MAX
         n = len(tokenizer(p, truncation=False)["input_ids"])
         if n > max_tokens:
             notes.append(f"{what} {i} has {n} tokens; truncated to the text encoder's {max_tokens}")
+    if batched:
+        packed, lens = encode_batch(tokenizer, encoder, prompts, max_tokens)
+        return packed, lens, notes
     dev = next(encoder.parameters()).device
     feats: dict[str, torch.Tensor] = {}  # prompt -> (len, Ct5); a repeated prompt (negative prompts) runs once
     with torch.inference_mode():
@@ -49,6 +56,20 @@ def encode_prompts(tokenizer, encoder, prompts: list[str], max_tokens: int = MAX
                 feats[p] = encoder(input_ids=ids.to(dev)).last_hidden_state[0].float()  # (len, Ct5)
     packed = torch.cat([feats[p] for p in prompts])  # (sum(lens), Ct5)
     return packed, [feats[p].shape[0] for p in prompts], notes
+
+
+def encode_batch(tokenizer, encoder, prompts: list[str],
+                 max_tokens: int = MAX_TOKENS) -> tuple[torch.Tensor, list[int]]:
+    """Upstream's arithmetic: every prompt padded to `max_tokens`, all in one batch, the padding masked
+    -> (packed (sum(lens), Ct5) float32, lens). A prompt's features depend on the batch (its size sets
+    the encoder's matmul shapes), which is what upstream computes for that batch."""
+    dev = next(encoder.parameters()).device
+    tok = tokenizer(text=prompts, max_length=max_tokens, padding="max_length", truncation=True, return_tensors="pt")
+    ids, mask = tok.input_ids.to(dev), tok.attention_mask.to(dev)  # (B, max_tokens) each
+    with torch.inference_mode():
+        feats = encoder(input_ids=ids, attention_mask=mask).last_hidden_state.float()  # (B, max_tokens, Ct5)
+    lens = [int(n) for n in mask.sum(dim=-1).tolist()]
+    return torch.cat([f[:n] for f, n in zip(feats, lens)]), lens  # (sum(lens), Ct5)
 
 
 class TextEncoder:
@@ -87,7 +108,7 @@ class TextEncoder:
                 tok = AutoTokenizer.from_pretrained(str(folder), legacy=True)
                 enc, info = T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype, output_loading_info=True)
         except Exception as e:
-            check_folder(folder)  # a truncated or corrupted file is named as such
+            check_model_folder(folder)  # a truncated or corrupted file is named as such
             if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
                 raise
             raise WeightsError(f"cannot load the T5 text encoder from {folder} ({first_line(e)}); "
@@ -100,12 +121,13 @@ class TextEncoder:
     def channels(self) -> int:
         return int(self.encoder.config.d_model)
 
-    def encode(self, prompts: list[str], offload: bool = False, what: str = "prompt"):
-        """-> (packed (sum(lens), Ct5) float32 on self.device, lens, notes). See `encode_prompts`."""
+    def encode(self, prompts: list[str], offload: bool = False, what: str = "prompt", batched: bool = False):
+        """-> (packed (sum(lens), Ct5) float32 on self.device, lens, notes). See `encode_prompts`;
+        `batched`: all prompts in one padded batch, as upstream (rng="batch")."""
         if offload or next(self.encoder.parameters()).device != self.device:
             self.encoder.to(self.device)
         with quiet_transformers():
-            packed, lens, notes = encode_prompts(self.tokenizer, self.encoder, prompts, what=what)
+            packed, lens, notes = encode_prompts(self.tokenizer, self.encoder, prompts, what=what, batched=batched)
         if offload:
             self.encoder.to("cpu")
         return packed.to(self.device), lens, notes
