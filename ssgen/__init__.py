@@ -7,9 +7,8 @@ Scaled Spatial Guidance (SSG) and Discrete Spatial Enhancement (DSE).
     res.images[0].save("dog.png")
 """
 
-__version__ = "0.1.0"
-
-from .errors import SSGenError  # noqa: E402
+from .errors import SSGenError
+from .version import __version__
 
 __all__ = ["load", "Pipeline", "SSG", "Box", "GenerationResult", "SSGenError", "__version__"]
 
@@ -18,7 +17,7 @@ def __getattr__(name: str):
     """The torch-backed API is imported on first use, so `import ssgen` (and `ssgen --help`, listing and
     input errors) stay instant."""
     if name == "SSG":
-        from .ssg_settings import SSG
+        from .settings import SSG
 
         return SSG
     if name == "Box":

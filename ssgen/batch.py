@@ -27,21 +27,28 @@ from typing import Any, Iterator
 import yaml
 from rich.console import Console
 
+from .backends import families, family
 from .compile import compile_mode
 from .config import ModelConfig, load_config
 from .errors import ConfigError, SSGenError, first_line
-from .ssg_settings import SSG, ssg_from_config
+from .request import resolve
+from .settings import SSG, ssg_from_config
+from .sinks import image_path
 
 RUN_FILE = "run.json"
 MANIFEST = "manifest.jsonl"
-# Per-job keys that override the run's generate options.
-OVERRIDES = ("cfg", "top_k", "top_p", "more_smooth", "ssg", "tau", "negative_prompt", "pn", "h_div_w", "size",
-             "aspect", "system_prompt", "residual")
-PRESETS = {
-    # The upstream VAR evaluation protocol (VAR README): 50 images per class, PNG.
-    "imagenet-fid": {"family": "var", "classes": "0-999", "per_class": 50,
-                     "options": {"cfg": 1.5, "top_k": 900, "top_p": 0.96, "more_smooth": False}},
-}
+
+
+def preset(name: str, config: ModelConfig) -> dict[str, Any]:
+    """A batch preset (`FamilySpec.presets`) for this model's family: {"classes" or "prompts", per_class, options}."""
+    owners = [s for s in families().values() if name in s.presets]
+    if not owners:
+        known = [p for s in families().values() for p in s.presets]
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(known)}")
+    if family(config.family) not in owners:
+        raise ConfigError(f"preset {name} is for {' or '.join(s.title for s in owners)} models; {config.name} is "
+                          f"{config.family}")
+    return family(config.family).presets[name]
 err = Console(stderr=True)  # progress bars and notes; stdout is left to the caller
 
 
@@ -79,7 +86,14 @@ def parse_class_ranges(text: str) -> list[int]:
     return out
 
 
-def _job_from_record(rec: Any, index: int, base_seed: int, where: str) -> Job:
+def job_fields(config: ModelConfig | None = None) -> tuple[str, ...]:
+    """The per-job overrides a job file may give: the family's `job_fields` and `ssg` (every registered family's
+    without a config)."""
+    specs = [family(config.family)] if config is not None else list(families().values())
+    return tuple(dict.fromkeys(f for spec in specs for f in spec.job_fields)) + ("ssg",)
+
+
+def _job_from_record(rec: Any, index: int, base_seed: int, where: str, fields: tuple[str, ...]) -> Job:
     if not isinstance(rec, dict):
         raise ConfigError(f"{where}: a job must be a mapping with `class` or `prompt`, got {rec!r}")
     rec = {k: v for k, v in rec.items() if v is not None and v != ""}
@@ -87,10 +101,10 @@ def _job_from_record(rec: Any, index: int, base_seed: int, where: str) -> Job:
     seed = rec.pop("seed", None)
     if (cls is None) == (prompt is None):
         raise ConfigError(f"{where}: give exactly one of `class` or `prompt`")
-    unknown = set(rec) - set(OVERRIDES)
+    unknown = set(rec) - set(fields)
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: class, prompt, seed, "
-                          + ", ".join(OVERRIDES))
+                          + ", ".join(fields))
     try:
         cls = int(cls) if cls is not None else None
         seed = int(seed) if seed is not None else base_seed + index
@@ -117,8 +131,10 @@ def _coerce_csv(rec: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def read_jobs(path: str | Path, base_seed: int = 0) -> list[Job]:
-    """Jobs from a YAML list, JSON Lines or CSV file (by extension); one job = one image."""
+def read_jobs(path: str | Path, base_seed: int = 0, config: ModelConfig | None = None) -> list[Job]:
+    """Jobs from a YAML list, JSON Lines or CSV file (by extension); one job = one image. `config`: the run's
+    model, whose family says which per-job overrides a job may give."""
+    fields = job_fields(config)
     p = Path(path)
     try:
         text = p.read_text()
@@ -134,7 +150,7 @@ def read_jobs(path: str | Path, base_seed: int = 0) -> list[Job]:
                 rec = json.loads(line)
             except ValueError as e:
                 raise ConfigError(f"{p}:{n}: malformed JSON ({e.msg})") from None
-            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}"))
+            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}", fields))
     elif suffix == ".csv":
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames:
@@ -144,7 +160,7 @@ def read_jobs(path: str | Path, base_seed: int = 0) -> list[Job]:
                 rec = _coerce_csv(row)
             except ConfigError as e:
                 raise ConfigError(f"{p}:{n}: {e}") from None
-            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}"))
+            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}", fields))
     elif suffix in (".yaml", ".yml"):
         try:
             data = yaml.safe_load(text)
@@ -156,7 +172,7 @@ def read_jobs(path: str | Path, base_seed: int = 0) -> list[Job]:
         if not isinstance(data, list):
             raise ConfigError(f"{p}: a YAML job file is a list of jobs (- class: 207 / - prompt: ...)")
         for n, rec in enumerate(data, 1):
-            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p} job {n}"))
+            jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p} job {n}", fields))
     else:
         raise ConfigError(f"job file {p} must end in .yaml, .jsonl or .csv")
     if not jobs:
@@ -200,27 +216,33 @@ def job_ssg(job: Job) -> SSG | bool | None:
 def validate_jobs(jobs: list[Job], config: ModelConfig, options: dict[str, Any] | None = None,
                   ssg: SSG | bool | None = None) -> None:
     """Check every job (condition, seed, the run's options with the job's overrides, its `ssg:`) against the
-    model config before anything is written or loaded; an error names the job."""
-    from .calls import check_call
-
+    model config before anything is written or loaded; an error names the job. (Each call of the run resolves
+    its group of jobs once more: a job is judged alone here so that an error can name it.)"""
+    fields = job_fields(config)
     for j in jobs:
         where = j.source or f"job {j.index}"
         try:
-            own = job_ssg(j)
-            opts = {k: v for k, v in {**(options or {}), **j.overrides}.items() if k != "ssg"}
-            check_call(config, [j.cls] if j.cls is not None else None, [j.prompt] if j.prompt is not None else None,
-                       opts, ssg if own is None else own, seeds=[j.seed])
+            unknown = set(j.overrides) - set(fields)
+            if unknown:
+                raise ConfigError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: class, prompt, seed, "
+                                  + ", ".join(fields))
+            group_request([j], config, options or {}, ssg)
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
+
+
+def group_request(group: list[Job], config: ModelConfig, options: dict[str, Any], ssg: SSG | bool | None):
+    """One call's request: jobs with the same overrides (`groups`), the run's options under theirs."""
+    own = job_ssg(group[0])
+    opts = {k: v for k, v in {**options, **group[0].overrides}.items() if k != "ssg"}
+    conds = {"classes": [j.cls for j in group]} if group[0].cls is not None else {"prompts": [j.prompt for j in group]}
+    return resolve(config, **conds, options=opts, ssg=(ssg or False) if own is None else own,
+                   seeds=[j.seed for j in group])
 
 
 # ----------------------------------------------------------------------------------------------
 # the output folder
 # ----------------------------------------------------------------------------------------------
-
-
-def image_path(out: Path, index: int) -> Path:
-    return out / f"{index:06d}.png"
 
 
 def run_record(config: ModelConfig, options: dict[str, Any], ssg: Any, jobs: list[Job]) -> dict[str, Any]:
@@ -236,9 +258,9 @@ def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None
     """Create `out` or check that it holds this same run (else an error naming what differs). A folder
     without images is never another run: a run that failed before its first image does not block its
     corrected retry."""
-    from .output import check_folder
+    from .output import writable_folder
 
-    check_folder(out, "--out")
+    writable_folder(out, "--out")
     f = out / RUN_FILE
     images = any(out.glob("[0-9]*.png"))
     if f.exists():
@@ -411,41 +433,22 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
 
 def _generate(pipe: Any, todo: list[Job], out_dir: Path, options: dict[str, Any], ssg: SSG | None, batch_size: int,
               rank: int, world: int, n_mine: int) -> None:
-    """Generate this process's missing images, batch by batch, each written atomically with its settings;
-    a progress bar on rank 0 (the rate counts all processes)."""
-    from rich import progress as rp
+    """Generate this process's missing images through the runner, a call per group of jobs, each image written
+    atomically with its settings (`sinks.FolderSink`); a progress bar on rank 0 (the rate counts all processes)."""
+    from .runner import ImageBar, Work, drive
+    from .sinks import FolderSink
 
-    from .output import save_png, summary
-
-    prog = rp.Progress(rp.TextColumn("[bold]{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
-                       rp.TextColumn("{task.fields[rate]}"), rp.TimeElapsedColumn(), rp.TextColumn("ETA"),
-                       rp.TimeRemainingColumn(), console=err, disable=rank != 0)
+    works = (Work(group_request(g, pipe.config, options, ssg), indices=tuple(j.index for j in g))
+             for g in groups(todo, batch_size))
     label = pipe.config.name + (f" (rank 0 of {world})" if world > 1 else "")
-    with prog:
-        task = prog.add_task(label, total=n_mine, completed=n_mine - len(todo), rate="")
-        t0, done = time.perf_counter(), 0
-        for group in groups(todo, batch_size):
-            opts = {k: v for k, v in {**options, **group[0].overrides}.items() if k != "ssg"}
-            own = job_ssg(group[0])
-            if group[0].cls is not None:
-                kw = {"classes": [j.cls for j in group]}
-            else:
-                kw = {"prompts": [j.prompt for j in group]}
-            res = pipe.generate(**kw, seeds=[j.seed for j in group], ssg=(ssg or False) if own is None else own,
-                                rng="per-image", **opts)
-            for j, im, st in zip(group, res.images, res.settings):
-                st = dict(st, index=j.index)
-                st.pop("batch_index", None)  # the position in this process's batch: not a property of the image
-                save_png(im, image_path(out_dir, j.index), st, text=summary(st))
-            done += len(group)
-            rate = done * world / (time.perf_counter() - t0)
-            prog.update(task, advance=len(group), rate=f"{rate:.2f} img/s" + (" (all ranks)" if world > 1 else ""))
+    with ImageBar(err, label, total=n_mine, done=n_mine - len(todo), world=world, enabled=rank == 0) as bar:
+        drive(pipe, works, FolderSink(out_dir), watchers=[bar])
 
 
 def npz_target(folder: Path, out: str | Path | None, overwrite: bool = False) -> Path:
     """Where pack_npz writes: `out`, or FOLDER.npz beside the folder. A name without `.npz` gets it appended
     (as numpy.savez does); its folder is created. An existing file is an error unless `overwrite`."""
-    from .output import check_folder
+    from .output import writable_folder
 
     name = folder.resolve().name + ".npz"
     target = Path(out).expanduser() if out else folder.resolve().with_name(name)
@@ -455,7 +458,7 @@ def npz_target(folder: Path, out: str | Path | None, overwrite: bool = False) ->
         target = target.with_name(target.name + ".npz")
         if target.is_dir():
             raise SSGenError(f"-o {target} is a folder; give another file name")
-    check_folder(target.parent, "-o")
+    writable_folder(target.parent, "-o")
     if target.exists() and not overwrite:
         raise SSGenError(f"{target} already exists; add --overwrite to replace it, or choose another -o")
     return target

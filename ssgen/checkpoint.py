@@ -5,7 +5,7 @@
 - `.safetensors`, and sharded checkpoints through their `*.index.json`.
 - Every file's first bytes are checked against its format before it is parsed, so that an empty file,
   an HTML error page, a Git LFS pointer or random bytes under a checkpoint's name is reported as what it
-  is; a truncated file is reported as truncated. `check_folder` does the same for the files of a Hugging
+  is; a truncated file is reported as truncated. `check_model_folder` does the same for the files of a Hugging
   Face model folder (the text encoders) that transformers reads.
 - Keys are checked against the model before anything is assigned: missing keys are errors that name
   them, shapes must match; known training-only entries are dropped; unexpected keys are errors, or,
@@ -211,7 +211,7 @@ FOLDER_WEIGHTS = ("model.safetensors.index.json", "model.safetensors", "pytorch_
                   "pytorch_model.bin")
 
 
-def check_folder(folder: str | Path) -> None:
+def check_model_folder(folder: str | Path) -> None:
     """Raise a WeightsError naming the first broken file of a Hugging Face model folder (a truncated or
     corrupted weights file, a missing shard, malformed JSON); nothing when every file reads."""
     folder = Path(folder)

@@ -21,8 +21,8 @@ The KV caches compile as they are, without graph breaks (tests/test_compile.py c
 HART write each scale in place into buffers the first scale allocates (`common.KVCache`); Infinity appends
 with `torch.cat`, a new tensor per scale. Every call starts with the caches released (`decode` releases
 them, and so does the compiled family's `start`, in case a call was interrupted), so its first scale
-always meets the graph compiled for empty caches. On the CPU, Infinity's oneDNN-prepacked Linears go
-through the custom op `ssgen::onednn_linear` (infinity/model.py), which inductor calls as it stands.
+always meets the graph compiled for empty caches. On the CPU, the oneDNN-prepacked Linears of every family
+go through the custom op `ssgen::onednn_linear` (backends/onednn.py), which inductor calls as it stands.
 Tokens equal eager ones up to float rounding: inductor fuses and reorders float sums, so a token whose
 probability sits on a sampling boundary can differ, and then everything after it (Infinity's bf16-rounded
 cross-attention flips bits most easily; on the CPU its tiny model's images differ from eager's).
@@ -37,7 +37,8 @@ every scale's graph is a child of the previous one in the tree, which keeps the 
 every scale step instead would end the iteration at each scale and free the caches the earlier scales'
 graphs wrote; cloning them every step would copy the whole cache per scale.) The step's output is
 cloned, so what the eager code keeps (logits with keep_logits, HART's last hidden states) is an ordinary
-tensor that no later replay can overwrite. Not yet run on a GPU (no GPU was lent while this was written).
+tensor that no later replay can overwrite. The CUDA paths are checked by tests/gpu (`pytest -m gpu`, which
+scripts/gpu_check.py runs on a GPU machine).
 """
 
 from __future__ import annotations

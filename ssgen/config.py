@@ -16,10 +16,9 @@ from typing import Any
 
 import yaml
 
-from .backends import FAMILIES
-from .backends import options as family_options
+from .backends import families
 from .errors import ConfigError, first_line
-from .ssg_settings import SSG, ssg_from_config
+from .settings import SSG, ssg_from_config
 
 
 def config_dir() -> Path:
@@ -103,8 +102,8 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
         raise ConfigError(f"{where}: a model config must be a YAML mapping")
     check_fields(data, ("name", "family", "description", "weights", "model", "defaults", "ssg"), where, "top-level")
     family = data.get("family")
-    if family not in FAMILIES:
-        raise ConfigError(f"{where}: family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    if family not in families():
+        raise ConfigError(f"{where}: family must be one of {', '.join(families())}, got {family!r}")
     name = data.get("name") or (source.stem if source else "model")
     weights = data.get("weights") or {}
     if not isinstance(weights, dict):
@@ -113,7 +112,7 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
         ssg = ssg_from_config(data.get("ssg"))
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
-    fam = family_options(family)
+    fam = families()[family].options
     for sec, known in (("model", fam.MODEL_FIELDS), ("defaults", fam.OPTIONS)):
         if data.get(sec) is not None and not isinstance(data[sec], dict):
             raise ConfigError(f"{where}: `{sec}:` must be a mapping")

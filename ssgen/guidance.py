@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .ssg_settings import INTERPS, PRIORS, SSG, ssg_from_config  # noqa: F401  (re-exported)
+from .settings import INTERPS, PRIORS, SSG, ssg_from_config  # noqa: F401  (re-exported)
 
 # ----------------------------------------------------------------------------------------------
 # DCT and DSE

@@ -10,7 +10,7 @@ the next scale's input. SSG lives here, not in a backend: it only needs logits o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -73,12 +73,17 @@ class LoopOutput:
     pixels: torch.Tensor | None = None
 
 
-def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, keep_logits: bool = False,
-        on_scale: Callable[[int, Backend], None] | None = None, edit: Edit | None = None) -> LoopOutput:
-    """Generate one batch: every scale, then the final decode. With `edit`, kept positions take the input's tokens
+def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, betas: Sequence[float] | None = None,
+        keep_logits: bool = False, on_scale: Callable[[int, Backend], None] | None = None,
+        edit: Edit | None = None) -> LoopOutput:
+    """Generate one batch: every scale, then the final decode. `betas`: SSG's plan (one beta per scale) when the
+    caller has it (a resolved request), else `ssg.plan`. With `edit`, kept positions take the input's tokens
     after sampling (the draws are made as without it, so a keep-nothing edit is plain generation)."""
     grid = backend.grid
-    betas = ssg.plan(len(grid)) if ssg is not None else [0.0] * len(grid)
+    if ssg is None:
+        betas = [0.0] * len(grid)
+    elif betas is None:
+        betas = ssg.plan(len(grid))
     # SSG's prior matrices, built (and cached) before the loop: inside it, building one would copy it to the GPU,
     # a host-device sync. The cache key is the logits' float32 and device as a tensor names it (cuda:0, not cuda).
     dev = torch.empty(0, device=rng.device).device

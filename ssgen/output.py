@@ -1,4 +1,5 @@
-"""Output: PNG grids, settings embedded as PNG text chunks, atomic writes, reading settings back.
+"""Output: PNG grids, settings embedded as PNG text chunks, atomic writes, reading settings back, and the
+planning of a command's output files (names claimed before any model loads).
 
 Every PNG carries:
 - `ssgen`: JSON with the full settings (model, revision, seeds, every sampling and SSG knob, version);
@@ -11,13 +12,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from .atomic import atomic_file
-from .errors import SSGenError, first_line
+from .atomic import atomic_file, release, reserve
+from .errors import ConfigError, SSGenError, first_line
 
 META_KEY = "ssgen"
 # The most images one grid holds. A grid is for looking at: 64 images of 256 px already make a
@@ -39,7 +43,7 @@ def summary(s: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def check_folder(folder: str | Path, flag: str) -> Path:
+def writable_folder(folder: str | Path, flag: str) -> Path:
     """Create `folder` if needed and check that it can be written; the error names the real cause and the
     flag that chose the folder (`-o`, `--out`, `--save-scales`)."""
     d = Path(folder).expanduser()
@@ -65,7 +69,7 @@ def check_writable(path: str | Path, flag: str = "-o", suffix: str = ".png") -> 
         raise SSGenError(f"{flag} {p} is a folder; give a file name such as {p / ('out' + suffix)}")
     if p.suffix.lower() != suffix:
         raise SSGenError(f"{flag} {p} must end in {suffix}")
-    check_folder(p.parent, flag)
+    writable_folder(p.parent, flag)
     return p
 
 
@@ -151,3 +155,92 @@ def grid(images: Sequence[Image.Image], cols: int | None = None, pad: int = 2,
     for r, t in enumerate(row_labels or []):
         draw.text((pad, top + pad + r * (h + pad) + h // 2 - fs // 2), t, fill=(0, 0, 0), font=font)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# planning a command's files
+# ------------------------------------------------------------------------------------------------
+
+
+def default_output(model: str, kind: str = "") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = Path(model).stem if model.endswith((".yaml", ".yml")) else model
+    return Path("outputs") / f"{name}{kind}-{stamp}.png"
+
+
+def _existing(paths: list[Path]) -> list[Path]:
+    """Those of `paths` (all in one folder) that exist; one directory listing, not a stat per file."""
+    if not paths:
+        return []
+    try:
+        have = set(os.listdir(paths[0].parent))
+    except OSError:
+        have = set()
+    return [p for p in paths if p.name in have]
+
+
+@dataclass
+class Outputs:
+    """Where a generate/compare run writes, decided before any model loads. Unless --overwrite was given,
+    the grid's name is claimed at once (`ssgen.atomic.reserve`: an empty placeholder, created exclusively)
+    so two runs can never choose the same name; the grid replaces it, and `release` removes it if the
+    run ends without a grid (a failure, or --each without a grid)."""
+
+    grid: Path | None  # the grid PNG; None when there are too many images for a grid (--each alone)
+    stem: Path  # --each files are STEM-000.png, STEM-001.png, ...
+    n: int  # images
+    overwrite: bool  # may --each files replace existing ones
+    placeholder: Path | None = None
+
+    def each_path(self, i: int) -> Path:
+        return each_path(self.stem, i, self.n)
+
+    def release(self) -> None:
+        if self.placeholder is not None:
+            release(self.placeholder)
+
+
+def each_path(stem: Path, i: int, n: int) -> Path:
+    """Image i's own PNG next to the grid: STEM-007.png (wider numbers past 1000 images, so names sort)."""
+    return stem.with_name(f"{stem.stem}-{i:0{max(3, len(str(n - 1)))}d}.png")
+
+
+def plan_outputs(output: Path | None, model: str, kind: str, n: int, grid: bool, each: bool,
+                 overwrite: bool) -> Outputs:
+    """The output files of a run. An explicit -o that exists (or whose --each files exist) is an error
+    naming --overwrite; a default name that exists gets a -2, -3, ... suffix (--overwrite never applies to
+    default names)."""
+    def names(p: Path) -> list[Path]:
+        return ([p] if grid else []) + ([each_path(p, i, n) for i in range(n)] if each else [])
+
+    if output is not None:
+        p = check_writable(output, "-o")
+        if overwrite:
+            return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=True)
+        present = _existing(names(p))
+        if present or (grid and not reserve(p)):
+            first = present[0] if present else p
+            more = f" (and {len(present) - 1} more files this run would write)" if len(present) > 1 else ""
+            raise ConfigError(f"{first} already exists{more}; add --overwrite to replace, or choose another -o")
+        return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p if grid else None)
+    base = p = check_writable(default_output(model, kind), "-o")
+    k = 1
+    while _existing(names(p) + [p]) or not reserve(p):  # the grid's name claims the stem, grid or not
+        k += 1
+        p = base.with_name(f"{base.stem}-{k}{base.suffix}")
+    return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p)
+
+
+SCALE_FILE = re.compile(r"(.+?)(\d{3,})-(?:k\d+|scales)\.png")
+
+
+def check_scale_files(folder: Path, tags: list[str], n: int, overwrite: bool) -> Path:
+    """The --save-scales folder: writable, and (unless --overwrite) without files this run would replace."""
+    d = writable_folder(folder, "--save-scales")
+    if not overwrite:
+        for name in sorted(os.listdir(d)):
+            m = SCALE_FILE.fullmatch(name)
+            if m and m.group(1) in tags and int(m.group(2)) < n:
+                raise ConfigError(f"{d / name} already exists (an earlier --save-scales run); add --overwrite to "
+                                  "replace such files, or choose another --save-scales folder")
+    return d

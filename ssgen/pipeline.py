@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from . import __version__
-from .backends import loader
-from .backends.common import Family
-from .calls import check_call
+from .backends import family
+from .backends.common import Call, Family
 from .config import ModelConfig, load_config
-from .edit import check_keep_scales
 from .edit import prepare as prepare_edit
 from .errors import ConfigError, SSGenError
 from .hardware import cpu_has_amx
 from .loop import run as run_loop
+from .request import Request, rebind, resolve
 from .sampling import Rng
-from .ssg_settings import SSG
+from .settings import SSG
+from .version import __version__
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -111,18 +110,19 @@ class Pipeline:
     def __init__(self, config: ModelConfig, family: Family, device: torch.device, dtype: torch.dtype,
                  compile: str | None = None):
         """Wrap an already loaded family model (see `load()`; benchmarks build one from random weights).
-        `compile`: the mode its step was compiled with (`ssgen.compile`), None when eager."""
-        self.config, self.family, self.device, self.dtype = config, family, device, dtype
-        self.compile = compile
-
-    @property
-    def n_scales(self) -> int:
-        """Number of scales with the config's default options."""
-        return self.num_scales()
+        `compile`: the mode its step was compiled with (`ssgen.compile`), None when eager. `config.model` is
+        completed with what the files say (`family.facts`: e.g. HART's scales), so requests resolve fully."""
+        self.config = replace(config, model={**config.model, **family.facts}) if family.facts else config
+        self.family, self.device, self.dtype, self.compile = family, device, dtype, compile
 
     def num_scales(self, **options) -> int:
         """Number of scales a generate() call with these options runs (Infinity: depends on pn, h_div_w)."""
-        return self.family.num_scales({**self.config.defaults, **{k: v for k, v in options.items() if v is not None}})
+        given = {k: v for k, v in options.items() if v is not None}
+        return family(self.config.family).options.num_scales(self.config.model, {**self.config.defaults, **given})
+
+    def resolve(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, **kw) -> Request:
+        """Check a call against this model and resolve it (`ssgen.request.resolve` with this model's config)."""
+        return resolve(self.config, classes, prompts, **kw)
 
     def generate(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, *,
                  seed: int = 0, seeds: list[int] | None = None, cfg: float | list[float] | None = None,
@@ -137,59 +137,61 @@ class Pipeline:
         output size and encoded; `keep_mask` (a (h, w) tensor or a mask image, 1/white = keep the input, or an
         `ssgen.Box`) and/or `keep_scales=k` (keep the input's scales 0..k-1: variations) say which tokens keep
         the input's. The result's `reconstruction` is the input as the VAE reproduces it."""
-        if isinstance(classes, int):
-            classes = [classes]
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        conds = classes if classes is not None else prompts
-        if not conds:
-            raise ConfigError("nothing to generate: pass classes=[...] (VAR) or prompts=[...] (Infinity, HART)")
-        if seeds is None:
-            seeds = [int(seed) + i for i in range(len(conds))]
-        elif len(seeds) != len(conds):
-            raise ConfigError(f"{len(seeds)} seeds for {len(conds)} images; give one seed per image")
         options = dict(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, **family_kw)
-        checked = check_call(self.config, classes, prompts, options, ssg, rng, seeds, image=image,
-                             keep_mask=keep_mask, keep_scales=keep_scales)
-        opts, ssg = checked.options, checked.ssg
-        if ssg is not None:
-            ssg.plan(self.family.num_scales(opts))  # the loaded model's count (HART's comes from its files)
-        if keep_scales is not None:
-            check_keep_scales(keep_scales, self.family.num_scales(opts))
+        request = self.resolve(classes, prompts, options=options, ssg=ssg, rng=rng, seeds=seeds, seed=seed,
+                               image=image, keep_mask=keep_mask, keep_scales=keep_scales)
+        return self.run(request, on_scale=on_scale, keep_logits=keep_logits)
+
+    def run(self, request: Request, on_scale: Callable[[int, Any], None] | None = None,
+            keep_logits: bool = False) -> GenerationResult:
+        """Generate a resolved request (`ssgen.request.resolve`, e.g. made before this model loaded). It is
+        trusted as it is; only a request whose scale count the config could not tell is resolved once more,
+        against this model's numbers."""
+        if (request.config.name, request.config.family) != (self.config.name, self.config.family):
+            raise ConfigError(f"this request was resolved for {request.config.name}, not {self.config.name}")
+        if request.num_scales is None:
+            request = rebind(request, self.config)
         t0 = time.perf_counter()
         edit = None
         with torch.inference_mode():
-            call = self.family.start(classes, prompts, opts, rng=rng)
-            if image is not None:  # fit + encode the input, keep masks per scale
-                edit = prepare_edit(call.backend, image, keep_mask, keep_scales, len(conds), self.device)
-            out = run_loop(call.backend, Rng(rng, seeds, self.device), ssg, keep_logits=keep_logits,
-                           on_scale=on_scale, edit=edit.edit if edit is not None else None)
+            call = self.family.start(request)
+            if request.edit is not None:  # fit + encode the input, keep masks per scale
+                edit = prepare_edit(call.backend, request.edit, request.size, self.device)
+            out = run_loop(call.backend, Rng(request.rng, list(request.seeds), self.device), request.ssg,
+                           betas=request.betas, keep_logits=keep_logits, on_scale=on_scale,
+                           edit=edit.edit if edit is not None else None)
         pixels = out.pixels.float().cpu()
+        return GenerationResult(images=to_pil(pixels), pixels=pixels, tokens=[t.cpu() for t in out.tokens],
+                                seeds=list(request.seeds), settings=self.image_settings(request, call, edit),
+                                logits=[lg.cpu() for lg in out.logits] if keep_logits else None,
+                                seconds=time.perf_counter() - t0,
+                                notes=list(dict.fromkeys(list(request.notes) + call.notes
+                                                         + (edit.notes if edit else []))),
+                                reconstruction=edit.reconstruction if edit is not None else None)
+
+    def image_settings(self, request: Request, call: Call, edit: Any) -> list[dict[str, Any]]:
+        """What every image's PNG records: model, revision, the family's settings, rng, SSG, device, dtype,
+        the edit's input, its seed (batch mode: the batch's seed, index and size) and its condition."""
         common = {"ssgen": __version__, "model": self.config.name, "family": self.config.family,
-                  "revision": self.config.revision(), **call.settings, "rng": rng,
-                  "ssg": ssg.to_dict() if ssg is not None else None,
+                  "revision": self.config.revision(), **call.settings, "rng": request.rng,
+                  "ssg": request.ssg.to_dict() if request.ssg is not None else None,
                   "device": self.device.type, "dtype": str(self.dtype).replace("torch.", "")}
         if self.compile:
             common["compile"] = self.compile
         if edit is not None:
             common.update(edit.settings)
-        per_image = []
+        seeds, per_image = request.seeds, []
         for i, s in enumerate(seeds):
-            if rng == "batch":  # one generator for the whole batch: only the whole batch reproduces an image
+            if request.rng == "batch":  # one generator for the whole batch: only the whole batch reproduces an image
                 d = dict(common, seed=seeds[0], batch_index=i, batch_size=len(seeds))
             else:
                 d = dict(common, seed=s, batch_index=i)
-            if classes is not None:
-                d["class"] = None if classes[i] is None else int(classes[i])
+            if request.classes is not None:
+                d["class"] = None if request.classes[i] is None else int(request.classes[i])
             else:
-                d["prompt"] = prompts[i]
+                d["prompt"] = request.prompts[i]
             per_image.append(d)
-        return GenerationResult(images=to_pil(pixels), pixels=pixels, tokens=[t.cpu() for t in out.tokens],
-                                seeds=list(seeds), settings=per_image,
-                                logits=[lg.cpu() for lg in out.logits] if keep_logits else None,
-                                seconds=time.perf_counter() - t0,
-                                notes=list(dict.fromkeys(checked.notes + call.notes + (edit.notes if edit else []))),
-                                reconstruction=edit.reconstruction if edit is not None else None)
+        return per_image
 
 
 def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "auto",
@@ -206,8 +208,8 @@ def load(name_or_path: str | Path | ModelConfig, device: str | torch.device = "a
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
     mode = compile_mode(compile, dev)  # a bad mode fails before any weights load
-    family = loader(config.family)(config, dev, dt, offline=offline, progress=progress)
-    return Pipeline(config, compile_family(family, mode), dev, dt, compile=mode)
+    loaded = family(config.family).load()(config, dev, dt, offline=offline, progress=progress)
+    return Pipeline(config, compile_family(loaded, mode), dev, dt, compile=mode)
 
 
 __all__ = ["Pipeline", "GenerationResult", "load", "SSGenError"]

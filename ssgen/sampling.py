@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from .calls import RNG_MODES
 from .errors import ConfigError
+from .settings import RNG_MODES
 
 
 class Rng:
@@ -35,8 +35,9 @@ class Rng:
         return g
 
     def stream(self, device: torch.device | str | None = None) -> "Rng":
-        """A second, independent set of generators seeded the same way (e.g. HART's diffusion noise), on
-        this Rng's device or on `device`."""
+        """A second set of generators seeded the same way (HART's diffusion noise, as upstream seeds its global
+        generator with the sampling seed), on this Rng's device or on `device`. Its numbers are the ones the
+        main generators start with: fresh state, not statistical independence."""
         return Rng(self.mode, self.seeds, self.device if device is None else device)
 
     def categorical(self, probs: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,7 @@ class Rng:
         if self.mode == "batch":
             idx = torch.multinomial(probs.reshape(B * n, K), 1, replacement=True, generator=self.gens[0])
             return idx.view(B, n)
+        self._rows(B)
         out = [torch.multinomial(probs[i], 1, replacement=True, generator=g).view(n) for i, g in enumerate(self.gens)]
         return torch.stack(out)
 
@@ -52,13 +54,20 @@ class Rng:
         """Exp(1) noise of `like`'s shape (B, ...) and dtype."""
         if self.mode == "batch":
             return torch.empty_like(like).exponential_(1, generator=self.gens[0])
+        self._rows(like.shape[0])
         return torch.stack([torch.empty_like(like[i]).exponential_(1, generator=g) for i, g in enumerate(self.gens)])
 
     def normal(self, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Standard normal noise (B, ...)."""
         if self.mode == "batch":
             return torch.randn(shape, generator=self.gens[0], device=self.device, dtype=dtype)
+        self._rows(shape[0])
         return torch.stack([torch.randn(shape[1:], generator=g, device=self.device, dtype=dtype) for g in self.gens])
+
+    def _rows(self, B: int) -> None:
+        """Per-image draws need one row per image: another count is a caller's bug, never silently cut."""
+        if B != len(self.gens):
+            raise ValueError(f"per-image randomness for {len(self.gens)} images asked for {B} rows")
 
 
 def filter_top_k_top_p_(logits: torch.Tensor, top_k: int = 0, top_p: float = 0.0) -> torch.Tensor:

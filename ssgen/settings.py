@@ -1,6 +1,6 @@
-"""SSG settings: which scales, how strong, which prior. No torch here, so configs, job files and the
-CLI's input checks read and validate SSG settings without importing it (`ssgen.guidance` has the
-tensor math and re-exports `SSG`). The definition is in docs/ssg.md.
+"""Settings every layer shares, with no torch: SSG (which scales, how strong, which prior), the RNG modes
+and the seed range. Configs, job files and the CLI's input checks read and validate them without importing
+torch (`ssgen.guidance` has SSG's tensor math and re-exports `SSG`). The SSG definition is in docs/ssg.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 from .errors import ConfigError
 
+RNG_MODES = ("per-image", "batch")  # see ssgen/sampling.py
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
 PRIORS = ("dse", "bilinear", "bicubic", "nearest", "area")
 INTERPS = ("bilinear", "bicubic")
 
@@ -105,24 +107,24 @@ class SSG:
         if self.interp not in INTERPS:
             raise ConfigError(f"unknown DSE interpolation {self.interp!r}; use one of: {', '.join(INTERPS)}")
 
-    def plan(self, n_scales: int) -> list[float]:
+    def plan(self, num_scales: int) -> list[float]:
         """One beta per scale (0.0 where SSG is off). Validates the range and list length."""
         a, b = self.scales
-        ra = a + n_scales if a < 0 else a
-        rb = b + n_scales if b < 0 else b
-        if not (0 <= ra < n_scales and 0 <= rb < n_scales):
+        ra = a + num_scales if a < 0 else a
+        rb = b + num_scales if b < 0 else b
+        if not (0 <= ra < num_scales and 0 <= rb < num_scales):
             raise ConfigError(
-                f"SSG scale range {a}-{b} is outside this model's scales 0-{n_scales - 1} "
-                f"(negatives count from the last, -1 = {n_scales - 1})"
+                f"SSG scale range {a}-{b} is outside this model's scales 0-{num_scales - 1} "
+                f"(negatives count from the last, -1 = {num_scales - 1})"
             )
         if ra > rb:
             raise ConfigError(f"SSG scale range {a}-{b} has start > end; write it as START-END with START <= END")
-        active = [k for k in range(n_scales) if ra <= k <= rb and k > 0]
-        betas = [0.0] * n_scales
+        active = [k for k in range(num_scales) if ra <= k <= rb and k > 0]
+        betas = [0.0] * num_scales
         if isinstance(self.beta, tuple):
-            if len(self.beta) != n_scales:
+            if len(self.beta) != num_scales:
                 raise ConfigError(
-                    f"SSG beta list has {len(self.beta)} values but this model has {n_scales} scales; "
+                    f"SSG beta list has {len(self.beta)} values but this model has {num_scales} scales; "
                     "give one value per scale"
                 )
             for k in active:

@@ -68,7 +68,7 @@ def test_config_defaults_recorded(pipe):
 
 def test_cfg_list_per_scale(pipe):
     """A cfg list gives the guidance weight of every scale; the official ramp is the same as its list."""
-    K = pipe.n_scales
+    K = pipe.num_scales()
     ramp = pipe.generate(classes=[9], seed=0, ssg=False, cfg=3.0)
     listed = pipe.generate(classes=[9], seed=0, ssg=False, cfg=[3.0 * k / (K - 1) for k in range(K)])
     assert all(torch.equal(a, b) for a, b in zip(ramp.tokens, listed.tokens))

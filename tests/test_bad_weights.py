@@ -1,4 +1,4 @@
-"""Bad weights files answer with one line that names the real cause and the real fix (issue 10).
+"""Bad weights files answer with one line that names the real cause and the real fix.
 
 Truncated, empty, corrupted or foreign files in every role of the three families, files given for the
 wrong part, and `ssgen models path|remove|download` of models that are not downloaded or unknown. The

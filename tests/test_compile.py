@@ -108,9 +108,9 @@ def test_compile_modes_are_checked_before_loading():
 
 
 def test_bogus_mode_fails_before_any_weights(tiny_var, monkeypatch):
-    import ssgen.pipeline
+    import ssgen.backends.var.family
 
-    monkeypatch.setattr(ssgen.pipeline, "loader", lambda family: pytest.fail("weights were loaded"))
+    monkeypatch.setattr(ssgen.backends.var.family, "load", lambda *a, **kw: pytest.fail("weights were loaded"))
     with pytest.raises(ConfigError, match="unknown compile mode 'bogus'"):
         ssgen.load(str(tiny_var), device="cpu", compile="bogus")
     with pytest.raises(ConfigError, match="cuda-graphs needs --device cuda"):

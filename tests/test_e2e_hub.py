@@ -15,8 +15,9 @@ import sys
 
 import pytest
 import yaml
-from hubserver import HubServer
 from test_cli import ssgen, ssgen_here
+
+from ssgen.testing.hubserver import HubServer
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "ssgen-test/var-tiny"

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 import ssgen
-from ssgen.edit import Box, box_mask, keep_per_scale, parse_box, pixels
+from ssgen.edit import box_mask, keep_per_scale, pixels
+from ssgen.edit_input import Box, parse_box
 from ssgen.errors import ConfigError
 
 
@@ -30,7 +31,7 @@ def photo(tmp_path_factory):
 
 def input_tokens(pipe, image) -> tuple[list[torch.Tensor], torch.Tensor]:
     """The input's tokens per scale (1, h*w) and its reconstruction, from the backend's encoder."""
-    backend = pipe.family.start([0], None, {}).backend
+    backend = pipe.family.start(pipe.resolve([0])).backend
     return backend.encode(pixels(Image.open(image)))
 
 
@@ -115,7 +116,7 @@ def test_mask_image_is_fitted_with_the_image(pipe, tmp_path):
     res = pipe.generate(classes=[1], image=src, keep_mask=Image.fromarray(mask), seed=0)
     assert "input 100x80 resized and center-cropped to 64x64" in res.notes
     assert res.settings[0]["keep_mask"].startswith("pixels-sha256:")
-    backend = pipe.family.start([0], None, {}).backend
+    backend = pipe.family.start(pipe.resolve([0])).backend
     fitted = Image.open(src).resize((80, 64), Image.LANCZOS).crop((8, 0, 72, 64))
     tokens, _ = backend.encode(pixels(fitted))
     last = res.tokens[-1][0].reshape(4, 4)
@@ -164,7 +165,7 @@ def inf(tiny_inf):
 
 def inf_photo(inf, tmp_path) -> tuple:
     """An input of the call's own size (so it is used as is), as a file."""
-    backend = inf.family.start(None, ["a red fox"], {**inf.config.defaults}).backend
+    backend = inf.family.start(inf.resolve(None, ["a red fox"])).backend
     H, W = backend.image_size
     y, x = np.mgrid[0:H, 0:W]
     a = np.stack([x * 255 // W, y * 255 // H, (x + y) * 127 // (H + W)], -1).astype(np.uint8)
@@ -194,7 +195,7 @@ def test_infinity_keep_nothing_is_plain_generation_and_ssg_runs(inf, tmp_path):
     off = inf.generate(prompts=["a red fox"], image=p, keep_mask=box, seed=2, ssg=False)
     assert on.settings[0]["ssg"] is not None and off.settings[0]["ssg"] is None
     assert not torch.equal(on.pixels, off.pixels)  # SSG changed the generated region
-    grid = inf.family.start(None, ["x"], {**inf.config.defaults}).backend.grid
+    grid = inf.family.start(inf.resolve(None, ["x"])).backend.grid
     kept = keep_per_scale(box_mask(box, *grid[-1]), grid, None, 1, "cpu")
     k = len(on.tokens) - 1
     m = kept[k][0].reshape(on.tokens[k].shape[1:3])  # (h, w) bool at the last scale

@@ -7,7 +7,7 @@ import pytest
 
 import ssgen
 import ssgen.weights
-from ssgen.backends import FAMILIES, loader
+from ssgen.backends import families
 from ssgen.backends.common import Call
 from ssgen.errors import ConfigError
 
@@ -18,8 +18,8 @@ def tiny_models(tiny_var, tiny_inf, tiny_hart):
 
 
 def test_registry_names_every_family():
-    assert set(FAMILIES) == {"var", "infinity", "hart"}
-    assert all(callable(loader(f)) for f in FAMILIES)
+    assert set(families()) == {"var", "infinity", "hart"}
+    assert all(callable(spec.load()) for spec in families().values())
 
 
 @pytest.mark.parametrize("family", ["var", "infinity", "hart"])
@@ -43,7 +43,7 @@ def test_progress_false_reaches_every_role(tiny_models, family, monkeypatch):
 def test_start_returns_a_call_with_notes_apart(tiny_models, family):
     pipe = ssgen.load(str(tiny_models[family]), device="cpu", dtype="float32")
     cond = ([1], None) if family == "var" else (None, ["a red fox"])
-    call = pipe.family.start(*cond, dict(pipe.config.defaults))
+    call = pipe.family.start(pipe.resolve(*cond))
     assert isinstance(call, Call) and isinstance(call.notes, list)
     assert "notes" not in call.settings
     assert len(call.backend.grid) == pipe.num_scales()

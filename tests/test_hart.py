@@ -108,7 +108,7 @@ PROMPTS = ["a red fox in the snow", "a lighthouse at dusk"]
 
 
 def test_tiny_shapes_and_settings(pipe):
-    assert pipe.family.n_scales == 4 and pipe.n_scales == 4
+    assert len(pipe.family.patch_nums) == 4 and pipe.num_scales() == 4
     res = pipe.generate(prompts=PROMPTS, seed=3)
     assert res.pixels.shape == (2, 3, 64, 64) and 0 <= res.pixels.min() and res.pixels.max() <= 1
     assert [t.shape for t in res.tokens] == [(2, 1), (2, 4), (2, 9), (2, 16)]

@@ -1,4 +1,4 @@
-"""End-to-end tests of ssgen.weights through a loopback Hub server (tests/hubserver.py).
+"""End-to-end tests of ssgen.weights through a loopback Hub server (ssgen/testing/hubserver.py).
 
 HF_HOME and HF_ENDPOINT point at temporary folders / the local server for every test; the real
 ~/.cache is never touched and nothing leaves 127.0.0.1.
@@ -20,12 +20,8 @@ from rich.console import Console
 from ssgen import weights
 from ssgen.config import ModelConfig, WeightSpec
 from ssgen.errors import ConfigError, WeightsError
+from ssgen.testing.hubserver import HubServer, closed_port_endpoint
 from ssgen.weights import verify
-
-try:
-    from hubserver import HubServer, closed_port_endpoint
-except ImportError:  # tests/ imported as a package
-    from tests.hubserver import HubServer, closed_port_endpoint
 
 pytestmark = pytest.mark.skipif(
     huggingface_hub.constants.HF_HUB_OFFLINE,

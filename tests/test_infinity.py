@@ -136,7 +136,7 @@ def test_tiny_defaults_and_layout(tiny_pipe):
     s = res.settings[0]
     assert (s["cfg"], s["tau"], s["top_p"], s["pn"], s["h_div_w"], s["size"]) == (3.0, 0.5, 0.97, "0.06M", 1.0,
                                                                                      "256x256")
-    assert tiny_pipe.n_scales == 7 and tiny_pipe.num_scales(pn="0.25M") == 10
+    assert tiny_pipe.num_scales() == 7 and tiny_pipe.num_scales(pn="0.25M") == 10
 
 
 def test_non_square_template(tiny_pipe):

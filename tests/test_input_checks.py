@@ -8,10 +8,10 @@ import json
 import pytest
 import yaml
 
-from ssgen.calls import check_call
 from ssgen.config import load_config, parse_config
 from ssgen.errors import ConfigError
-from tests.hubserver import closed_port_endpoint
+from ssgen.request import resolve as check_call
+from ssgen.testing.hubserver import closed_port_endpoint
 from tests.test_cli import ssgen, ssgen_here
 
 
@@ -107,12 +107,13 @@ def test_model_fields_cover_the_model_configs():
     """Every field a family's config dataclass reads may appear in a config's `model:` section."""
     from dataclasses import fields
 
-    from ssgen.backends import options
+    from ssgen.backends import families
     from ssgen.backends.infinity.model import FIXED_ARCH, InfinityConfig
     from ssgen.backends.var.model import VARConfig
 
-    assert {f.name for f in fields(VARConfig)} <= set(options("var").MODEL_FIELDS)
-    assert {f.name for f in fields(InfinityConfig)} | set(FIXED_ARCH) <= set(options("infinity").MODEL_FIELDS)
+    assert {f.name for f in fields(VARConfig)} <= set(families()["var"].options.MODEL_FIELDS)
+    known = set(families()["infinity"].options.MODEL_FIELDS)
+    assert {f.name for f in fields(InfinityConfig)} | set(FIXED_ARCH) <= known
 
 
 def test_accepted_but_unusual_values_say_so():

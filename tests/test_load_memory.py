@@ -1,8 +1,9 @@
-"""Loading holds no second copy (issue 11): a ~330 MB fp32 VAR-like checkpoint (VAR-d16's blocks, 4 of them; the
+"""Loading holds no second copy: a ~330 MB fp32 VAR-like checkpoint (VAR-d16's blocks, 4 of them; the
 transformer as safetensors shards with their index, the VQVAE as a torch .pth) loaded in bf16 in a fresh process
 peaks at most 1.15x the loaded model's bytes above what the process held before loading (RssAnon, sampled every
-millisecond; file-backed pages of the memory-mapped files do not count). Before the loader cast tensor by tensor
-it was 1.48x. `scripts/load_memory.py all` also measures an Infinity-like model (~6 s here, ~14 s with it).
+millisecond; file-backed pages of the memory-mapped files do not count). Reading the whole checkpoint before
+casting it would peak at about 1.5x. `scripts/load_memory.py all` also measures an Infinity-like model (~6 s
+here, ~14 s with it).
 """
 
 from __future__ import annotations

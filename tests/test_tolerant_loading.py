@@ -1,4 +1,4 @@
-"""Loading as upstream does, and no stricter (issue 11), and the cast-while-assigning loader.
+"""Loading as upstream does, and no stricter, and the cast-while-assigning loader.
 
 What the official loaders tolerate, ssgen tolerates and says in one note:
 - Infinity (`Infinity.load_state_dict(strict=False)`): the training-only buffers lvl_1L,
@@ -101,7 +101,7 @@ def test_infinity_cfg_uncond_fitted_to_text_maxlen(rows, tiny_inf, inf_ref, inf_
     action = "padded" if rows < 512 else "truncated"
     assert f"cfg_uncond of t.pth {action} from {rows} to the model's text_maxlen 512 rows" in note
     assert "\n" not in note and note.startswith("infinity-tiny loaded as upstream's loader does")
-    call = pipe.family.start(None, ["a red fox"], dict(pipe.config.defaults))  # a generation call, not run
+    call = pipe.family.start(pipe.resolve(None, ["a red fox"]))  # a generation call, not run
     assert note in call.notes  # what reaches GenerationResult.notes and the CLI's output
 
 

@@ -17,7 +17,7 @@ from conftest import need_goldens, write_var_golden_yaml
 from PIL import Image
 
 import ssgen
-from ssgen.backends.var import options as var_options
+from ssgen.backends import families
 from ssgen.backends.var.encoder import f_to_idxBl
 from ssgen.errors import WeightsError
 
@@ -32,7 +32,7 @@ def read_input() -> torch.Tensor:
 
 
 def backend(pipe, cls: int = 1):
-    return pipe.family.start([cls], None, {}).backend
+    return pipe.family.start(pipe.resolve([cls])).backend
 
 
 def test_encoder_matches_official_tokens(tmp_path):
@@ -60,7 +60,7 @@ def test_encoder_matches_official_tokens(tmp_path):
 
 def test_family_can_edit(tiny_var):
     pipe = ssgen.load(str(tiny_var), device="cpu", dtype="float32")
-    assert pipe.family.can_edit is True and var_options.CAN_EDIT is True
+    assert families()["var"].can_edit is True
     assert backend(pipe).image_size == (64, 64)  # tiny: last scale 4 x 16 px
 
 

@@ -177,13 +177,13 @@ def test_chunked_equals_one_batch(tiny_var, tmp_path, monkeypatch):
     from ssgen.pipeline import Pipeline
 
     sizes = []
-    real = Pipeline.generate
+    real = Pipeline.run
 
-    def spy(self, *args, **kw):
-        sizes.append(len(kw.get("classes") or kw.get("prompts")))
-        return real(self, *args, **kw)
+    def spy(self, request, **kw):
+        sizes.append(request.size)
+        return real(self, request, **kw)
 
-    monkeypatch.setattr(Pipeline, "generate", spy)
+    monkeypatch.setattr(Pipeline, "run", spy)
     common = ["-m", str(tiny_var), "-c", "5", "-c", "9", "-n", "3", "--seed", "11", "--each", "--json",
               "--device", "cpu"]
     one = json.loads(ssgen_here("generate", *common, "-b", "6", "-o", str(tmp_path / "one.png")).stdout)
@@ -221,7 +221,7 @@ def test_images_are_written_as_they_go(tiny_var, tmp_path, monkeypatch):
     from ssgen.pipeline import Pipeline
 
     calls = []
-    real = Pipeline.generate
+    real = Pipeline.run
 
     def failing(self, *args, **kw):
         calls.append(1)
@@ -229,7 +229,7 @@ def test_images_are_written_as_they_go(tiny_var, tmp_path, monkeypatch):
             raise SSGenError("out of memory (simulated)")
         return real(self, *args, **kw)
 
-    monkeypatch.setattr(Pipeline, "generate", failing)
+    monkeypatch.setattr(Pipeline, "run", failing)
     r = ssgen_here("generate", "-m", str(tiny_var), "-c", "1", "-n", "10", "-b", "4", "--each", "-o",
                    str(tmp_path / "g.png"), "--device", "cpu")
     one_line_error(r, "simulated")
@@ -283,7 +283,7 @@ def test_reserved_names_are_exclusive(tmp_path, monkeypatch):
     releasing an unused claim leaves nothing."""
     import time
 
-    from ssgen.cli.generate import plan_outputs
+    from ssgen.output import plan_outputs
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(time, "strftime", lambda fmt, *a: "T")

@@ -1,58 +1,50 @@
 """Model backends: one sub-package per model family, and the registry that names them.
 
-Each family package has the same layout: `model.py` (the transformer, official key names), `vae.py` /
-`tokenizer.py` (latents <-> pixels), `text.py` for text-to-image families, `family.py` (`load()` ->
-a `common.Family`, which starts one `loop.Backend` per generation call) and `tiny.py` (tiny
-random-weight models in the official checkpoint formats, for tests and demos).
+Each family package has the same layout: `spec.py` (its `FamilySpec`: torch-free), `options.py` (its call
+options, torch-free), `model.py` (the transformer, official key names), `vae.py` / `tokenizer.py`,
+`text.py` for text-to-image families, `family.py` (`load()` -> a `common.Family`, whose `start(request)`
+gives one `loop.Backend` per generation call) and `tiny.py` (tiny random-weight models in the official
+checkpoint formats). A family's model code is imported only when one is loaded, so reading configs and
+checking input (and the CLI's help and listing) never import torch.
 
-The registry below is the list of families a config's `family:` may name. Each family also has a
-torch-free `options.py` (its call options, the fields its `model:` section may hold, its scale count):
-the input checks run from it before any weights load. A family's model code is imported only when one
-is loaded, so reading configs and checking input (and the CLI's help and listing) never import torch.
+The registry is the only list of families. A family in this package is one line of `BUILTIN`; a family
+outside it (a plugin) registers its spec under the entry-point group `ssgen.families`
+(`[project.entry-points."ssgen.families"] name = "package.module:SPEC"`), read the first time the
+registry is asked.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-from typing import Any, Callable
+import importlib
+from importlib.metadata import entry_points
+
+from ..errors import ConfigError
+from .spec import FamilySpec
+
+BUILTIN = ("var", "infinity", "hart")  # ssgen/backends/<name>/spec.py, each with its SPEC
+
+_registry: dict[str, FamilySpec] = {}
 
 
-def _var() -> Callable[..., Any]:
-    from .var.family import load
-
-    return load
-
-
-def _infinity() -> Callable[..., Any]:
-    from .infinity.family import load
-
-    return load
+def families() -> dict[str, FamilySpec]:
+    """name -> spec of every registered family (built in first, then plugins)."""
+    if not _registry:
+        for name in BUILTIN:
+            _add(importlib.import_module(f"{__name__}.{name}.spec").SPEC)
+        for ep in entry_points(group="ssgen.families"):
+            _add(ep.load())
+    return _registry
 
 
-def _hart() -> Callable[..., Any]:
-    from .hart.family import load
-
-    return load
-
-
-# family name -> its loader, `load(config, device, dtype, offline=None, progress=True) -> Family`
-FAMILIES: dict[str, Callable[[], Callable[..., Any]]] = {"var": _var, "infinity": _infinity, "hart": _hart}
+def _add(spec: FamilySpec) -> None:
+    if not isinstance(spec, FamilySpec):
+        raise TypeError(f"a family's SPEC must be a FamilySpec, got {type(spec).__name__}")
+    _registry.setdefault(spec.name, spec)
 
 
-def loader(family: str) -> Callable[..., Any]:
-    """The `load` function of a registered family."""
-    return FAMILIES[family]()
-
-
-def options(family: str) -> ModuleType:
-    """A family's torch-free options module: OPTIONS, MODEL_FIELDS, num_scales(model, options) and
-    check(name, model, classes, prompts, options) -> notes."""
-    if family == "var":
-        from .var import options as mod
-    elif family == "infinity":
-        from .infinity import options as mod
-    elif family == "hart":
-        from .hart import options as mod
-    else:
-        raise KeyError(family)
-    return mod
+def family(name: str) -> FamilySpec:
+    """The spec of a registered family; a ConfigError naming the known ones otherwise."""
+    fams = families()
+    if name not in fams:
+        raise ConfigError(f"unknown model family {name!r}; known: {', '.join(fams)}")
+    return fams[name]

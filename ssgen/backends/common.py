@@ -1,4 +1,4 @@
-"""What the three families share at run time: a loaded family's contract (`Family`, `Call`), VAR's
+"""What the families share at run time: a loaded family's contract (`Family`, `Call`, `EditableBackend`), VAR's
 CFG combine, per-image VAE work and the preallocated KV cache of VAR and HART. The option checks they
 share (torch-free, run before any weights load) are in `checks.py`.
 """
@@ -12,6 +12,7 @@ import torch
 
 from ..config import ModelConfig
 from ..loop import Backend
+from ..request import Request
 
 # ------------------------------------------------------------------------------------------------
 # the contract between the pipeline and a loaded family
@@ -29,17 +30,36 @@ class Call:
 
 
 class Family(Protocol):
-    """A loaded model (VAR, Infinity or HART) with its weights on one device and dtype."""
+    """A loaded model with its weights on one device and dtype (`VarFamily`, `InfinityFamily`, `HartFamily`)."""
 
     config: ModelConfig
     device: torch.device
     dtype: torch.dtype
 
-    def num_scales(self, options: dict[str, Any]) -> int:
-        """Scales a call with these options (the config's defaults merged in) runs."""
+    @property
+    def facts(self) -> dict[str, Any]:
+        """`model:` fields read from the files that the config may leave out (HART's `patch_nums`): the
+        pipeline completes its config with them, so a request resolves fully against the loaded model."""
 
-    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any]) -> Call:
-        """Check the conditions and options of one call and set up its backend."""
+    @property
+    def step_module(self) -> torch.nn.Module:
+        """The module whose `forward_scale` runs one scale and whose `reset_cache(release=True)` empties its
+        caches: what `ssgen.compile` compiles."""
+
+    def start(self, request: Request) -> Call:
+        """Set up the backend of one resolved call (`request.parsed`: the family's parsed options, trusted as
+        they are; `request.rng`: "batch" asks for the official arithmetic where it differs)."""
+
+
+class EditableBackend(Backend, Protocol):
+    """What a family that can edit (`spec.can_edit`) adds to its Backend: the image size and the encoder."""
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) pixels of this call's images."""
+
+    def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """x (B, 3, H, W) float32 in [-1, 1] -> (per-scale tokens in the sampled layout, (B, 3, H, W) recon)."""
 
 
 # ------------------------------------------------------------------------------------------------

@@ -15,46 +15,16 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import WeightsError
+from . import families
+from .spec import Kind
 
 
-@dataclass(frozen=True)
-class Kind:
-    family: str  # the family whose role this file fills: var | infinity | hart
-    role: str  # transformer | vae | text_encoder
-    what: str  # how a message names it
-    released: str  # the released file or folder of this kind (the hint)
-    keys: tuple[str, ...] = ()  # fnmatch patterns that each match a key of such a state dict
-    model_types: tuple[str, ...] = ()  # the `model_type` of such a folder's config.json
-
-
-KINDS = (
-    Kind("var", "transformer", "a VAR transformer", "var_d16.pth ... var_d36.pth of FoundationVision/var",
-         keys=("class_emb.weight", "pos_1LC")),
-    Kind("var", "vae", "a VAR VQVAE", "vae_ch160v4096z32.pth of FoundationVision/var",
-         keys=("quantize.embedding.weight", "decoder.conv_in.weight")),
-    Kind("infinity", "transformer", "an Infinity transformer", "infinity_2b_reg.pth of FoundationVision/Infinity",
-         keys=("cfg_uncond", "text_norm.weight")),
-    Kind("infinity", "vae", "an Infinity BSQ VAE",
-         "infinity_vae_d32reg.pth (2B) or infinity_vae_d56_f8_14_patchify.pth (8B) of FoundationVision/Infinity",
-         keys=("decoder.conv_in.conv.weight",)),
-    Kind("infinity", "text_encoder", "a T5 text encoder", "the google/flan-t5-xl folder",
-         keys=("shared.weight", "encoder.block.0.*"), model_types=("t5",)),
-    Kind("hart", "transformer", "a HART transformer (llm/)", "the llm/ folder of mit-han-lab/hart-0.7b-1024px",
-         keys=("context_embed.weight", "word_embed.weight"), model_types=("hart_transformer_t2i",)),
-    Kind("hart", "vae", "a HART tokenizer (tokenizer/)", "the tokenizer/ folder of mit-han-lab/hart-0.7b-1024px",
-         keys=("vae.quantize.embedding.weight",), model_types=("hart_autoencoder_with_disc",)),
-    Kind("hart", "text_encoder", "a Qwen2 text encoder", "the mit-han-lab/Qwen2-VL-1.5B-Instruct folder",
-         keys=("*embed_tokens.weight", "*layers.0.self_attn.q_proj.weight"), model_types=("qwen2",)),
-)
-
-# A released file of one kind that another role also takes: HART's tokenizer is VAR's VQVAE with a `vae.` prefix.
-ALSO_ACCEPTED = {("hart", "vae"): ("var", "vae")}
-
-FAMILY_NAMES = {"var": "a VAR", "infinity": "an Infinity", "hart": "a HART"}
+def all_kinds() -> list[Kind]:
+    """Every registered family's checkpoint kinds (each family's spec lists its own)."""
+    return [k for spec in families().values() for k in spec.kinds]
 
 
 def kind_of(sd: dict) -> Kind | None:
@@ -62,7 +32,7 @@ def kind_of(sd: dict) -> Kind | None:
     if isinstance(sd.get("vae"), dict):
         sd = sd["vae"]
     keys = list(sd)
-    for kind in KINDS:
+    for kind in all_kinds():
         if all(fnmatch.filter(keys, pattern) for pattern in kind.keys):
             return kind
     return None
@@ -74,15 +44,17 @@ def folder_kind(folder: Path) -> Kind | None:
         model_type = json.loads((Path(folder) / "config.json").read_text()).get("model_type")
     except (OSError, ValueError, AttributeError):
         return None
-    return next((k for k in KINDS if model_type in k.model_types), None)
+    return next((k for k in all_kinds() if model_type in k.model_types), None)
 
 
-def wanted(family: str, role: str) -> Kind:
-    return next(k for k in KINDS if (k.family, k.role) == (family, role))
+def wanted(family: str, role: str) -> Kind | None:
+    """The kind `role` of `family` needs; None when its spec declares none (then nothing is checked)."""
+    return next((k for k in all_kinds() if (k.family, k.role) == (family, role)), None)
 
 
 def _fits(kind: Kind, family: str, role: str) -> bool:
-    return (kind.family, kind.role) in ((family, role), ALSO_ACCEPTED.get((family, role)))
+    want = wanted(family, role)
+    return want is None or (kind.family, kind.role) in ((family, role), want.also)
 
 
 def _wrong(found: str, path: Path, family: str, role: str, kind: Kind | None) -> WeightsError:
@@ -91,15 +63,15 @@ def _wrong(found: str, path: Path, family: str, role: str, kind: Kind | None) ->
     if kind is not None and kind.family == family:
         where = f" (it belongs in weights.{kind.role})"
     elif kind is not None:
-        where = f" (it belongs to {FAMILY_NAMES[kind.family]} model)"
-    return WeightsError(f"{path} is {found}, not {want.what}{where}: weights.{role} of {FAMILY_NAMES[family]} "
+        where = f" (it belongs to {families()[kind.family].article} model)"
+    return WeightsError(f"{path} is {found}, not {want.what}{where}: weights.{role} of {families()[family].article} "
                         f"model needs {want.released}")
 
 
 def expect_kind(sd: dict, family: str, role: str, path: Path) -> None:
     """Raise a WeightsError naming what the checkpoint is when it is not the kind this role needs."""
     kind = kind_of(sd)
-    if kind is not None and _fits(kind, family, role):
+    if wanted(family, role) is None or (kind is not None and _fits(kind, family, role)):
         return
     if kind is not None:
         raise _wrong(f"{kind.what} checkpoint", path, family, role, kind)

@@ -24,7 +24,7 @@ err = Console(stderr=True)  # progress bars, notes, errors
 
 def _version(value: bool) -> None:
     if value:
-        from .. import __version__
+        from ..version import __version__
 
         print(f"ssgen {__version__}")
         raise typer.Exit()

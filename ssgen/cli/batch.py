@@ -42,19 +42,14 @@ def batch(
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     options: dict = {}
     if preset is not None:
-        if preset not in B.PRESETS:
-            raise ConfigError(f"unknown preset {preset!r}; known: {', '.join(B.PRESETS)}")
-        pr = B.PRESETS[preset]
-        if pr["family"] != config.family:
-            raise ConfigError(f"preset {preset} is for {pr['family'].upper()} models; {config.name} is "
-                              f"{config.family}")
+        pr = B.preset(preset, config)
         options.update(pr["options"])
         if not (jobs_file or classes or prompts_file):
             classes, per_class = pr["classes"], pr["per_class"]
     if jobs_file is not None:
         if classes or prompts_file:
             raise ConfigError("give either --jobs or --classes/--prompts-file, not both")
-        jobs = B.read_jobs(jobs_file, seed)
+        jobs = B.read_jobs(jobs_file, seed, config)
     else:
         jobs = B.jobs_from_flags(classes, per_class, str(prompts_file) if prompts_file else None, per_prompt, seed)
     options.update(flags.options())

@@ -4,14 +4,15 @@ one PNG grid: the input (fitted to the model's size), its reconstruction, then t
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from ..errors import ConfigError
 from .app import app, friendly
-from .generate import (
+from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
+from .plan import (
     BatchOpt,
     BoxOpt,
     ClassOpt,
@@ -25,13 +26,10 @@ from .generate import (
     RngOpt,
     SaveScalesOpt,
     SeedOpt,
-    chunk_label,
-    edit_inputs,
-    grid_cols,
-    prepare,
-    run_one,
+    load_model,
+    note,
+    plan,
 )
-from .options import BetaOpt, GenFlags, SsgOpt, gen_options
 
 
 @app.command()
@@ -64,36 +62,23 @@ def edit(
 
     The grid starts with the input and its reconstruction (what the model's VAE makes of it), then the edits;
     the PNG records every setting, the input's sha256 and the mask."""
-    from ..edit import fit, open_image
-    from ..output import grid, save_png, summary
+    from ..output import GRID_LIMIT, plan_outputs
+    from ..runner import drive
+    from ..sinks import EditSink
+    from .generate import scale_saver, start, watchers
 
-    options = flags.options()
-    ed = edit_inputs(image, mask, box, outpaint, keep_scales)
-    run = prepare(flags, classes, prompts, n, output, save_scales, [(ssg_on, ssg_beta)], options=options, seed=seed,
-                  rng=rng, batch_size=batch_size, overwrite=overwrite, edit=ed, kind="-edit")
-    from ..pipeline import to_pil  # torch: only once every input check has passed and the model is loaded
-    outs, [ssg], total = run.outputs, run.settings, len(run.flat)
-    cells, settings, seconds, notes, recon = [], [], 0.0, set(), None
-    try:
-        for a, b in run.chunks:
-            kw = dict(options, seeds=[seed + i for i in range(a, b)], ssg=ssg, rng=rng, **{run.key: run.flat[a:b]},
-                      **ed)
-            res = run_one(run.pipe, kw, chunk_label(run.pipe.config.name, a, b, total, "edit"), run.save_scales,
-                          run.tags[0], a, run.overwrite, notes)
-            if recon is None:
-                H, W = res.pixels.shape[-2:]
-                recon = [fit(open_image(image).convert("RGB"), (H, W))[0], to_pil(res.reconstruction[:1])[0]]
-            cells.extend(res.images)
-            settings.extend(res.settings)
-            seconds += res.seconds
-            del res
-        cols = grid_cols(total + 2, 1)
-        meta = {"grid": {"rows": math.ceil((total + 2) / cols), "cols": cols, "leading": ["input", "reconstruction"]},
-                "images": settings}
-        save_png(grid(recon + cells, cols=cols), outs.grid, meta, text=" | ".join(summary(s) for s in settings))
-    finally:
-        outs.release()
+    config, ed, flat, key = start(flags, classes, prompts, n, (image, mask, box, outpaint, keep_scales))
+    ssg = build_ssg(config, flags, ssg_on, ssg_beta)
+    works = plan(config, flags, flat, key, [("", ssg)], seed=seed, rng=rng, batch_size=batch_size, edit=ed,
+                 what="edit")
+    total = len(flat)
+    if total > GRID_LIMIT:
+        raise ConfigError(f"{total} images are too many for one grid (at most {GRID_LIMIT}); edit fewer at a time")
+    saver = scale_saver(save_scales, ["ssg-" if ssg else "plain-"], total, overwrite, config.name)
+    outs = plan_outputs(output, flags.model, "-edit", total, True, False, overwrite)
+    pipe = load_model(config, flags, outs)
+    report = drive(pipe, works, EditSink(outs), watchers=watchers(saver), on_note=note)
     if as_json:
-        print(json.dumps({"files": [str(outs.grid)], "seconds": round(seconds, 3), "images": settings}))
+        print(json.dumps({"files": [str(outs.grid)], "seconds": round(report.seconds, 3), "images": report.settings}))
     else:
-        print(f"wrote {outs.grid} (input, reconstruction and {total} edit(s), {seconds:.1f} s)")
+        print(f"wrote {outs.grid} (input, reconstruction and {total} edit(s), {report.seconds:.1f} s)")

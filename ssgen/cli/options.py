@@ -29,7 +29,6 @@ import typer
 from ..errors import ConfigError
 
 SSG_PANEL = "SSG"
-T2I_PANEL = "Text-to-image (Infinity, HART)"
 
 
 def _opt(*args: Any, **kwargs: Any) -> Any:
@@ -57,25 +56,6 @@ class GenFlags:
                                      help="DSE interpolation: bilinear (default) or bicubic.")
     dse_no_rescale: bool = _opt(False, "--dse-no-rescale", rich_help_panel=SSG_PANEL,
                                 help="Do not rescale the coarse DCT band.")
-    negative_prompt: Optional[str] = _opt(None, "--negative-prompt", rich_help_panel=T2I_PANEL,
-                                          help="Negative prompt (Infinity).")
-    tau: Optional[str] = _opt(None, "--tau", rich_help_panel=T2I_PANEL,
-                              help="Sampling temperature (Infinity): a number or one value per scale.")
-    size: Optional[str] = _opt(None, "--size", rich_help_panel=T2I_PANEL,
-                               help="Output size WxH (Infinity: the nearest official template is used).")
-    aspect: Optional[str] = _opt(None, "--aspect", rich_help_panel=T2I_PANEL,
-                                 help="Aspect ratio W:H (Infinity: the nearest official template).")
-    pn: Optional[str] = _opt(None, "--pn", rich_help_panel=T2I_PANEL,
-                             help="Infinity resolution budget: 0.06M, 0.25M, 0.60M or 1M.")
-    system_prompt: Optional[bool] = _opt(None, "--system-prompt/--no-system-prompt", rich_help_panel=T2I_PANEL,
-                                         help="HART's conditioning prefix.")
-    residual: Optional[bool] = _opt(None, "--residual/--no-residual", rich_help_panel=T2I_PANEL,
-                                    help="HART's residual diffusion head.")
-    safety_check: Optional[bool] = _opt(None, "--safety-check/--no-safety-check", rich_help_panel=T2I_PANEL,
-                                        help="HART: check prompts with ShieldGemma-2B (gated: accept its licence, "
-                                        "set HF_TOKEN).")
-    offload: Optional[bool] = _opt(None, "--offload/--no-offload", rich_help_panel=T2I_PANEL,
-                                   help="Infinity: move the text encoder off the GPU once prompts are encoded.")
     device: str = _opt("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
     dtype: str = _opt("auto", "--dtype", help="auto, float32, bfloat16, float16. auto: bf16 on GPUs and on AMX CPUs, "
                       "float32 on other CPUs (bf16 is slower there).")
@@ -92,13 +72,46 @@ class GenFlags:
         """What `ssgen.load(compile=...)` takes: False, "default" (--compile) or "cuda-graphs" (--cuda-graphs)."""
         return "cuda-graphs" if self.cuda_graphs else ("default" if self.compile else False)
 
+    family: dict[str, Any] = dataclasses.field(default_factory=dict)  # the family flags given (family_flags())
+
     def options(self) -> dict[str, Any]:
         """The sampling and family options that were given, as `Pipeline.generate` takes them."""
-        d = dict(cfg=parse_cfg(self.cfg), top_k=self.top_k, top_p=self.top_p, more_smooth=self.more_smooth,
-                 negative_prompt=self.negative_prompt, tau=parse_cfg(self.tau, "--tau"), size=self.size,
-                 aspect=self.aspect, pn=self.pn, system_prompt=self.system_prompt, residual=self.residual,
-                 safety_check=self.safety_check, offload=self.offload)
+        d = dict(cfg=parse_cfg(self.cfg), top_k=self.top_k, top_p=self.top_p, more_smooth=self.more_smooth)
+        for flag in family_flags().values():
+            value = self.family.get(flag.name)
+            d[flag.name] = parse_cfg(value, flag.decl) if flag.kind == "per-scale" else value
         return {k: v for k, v in d.items() if v is not None}  # the family validates them
+
+
+def family_flags() -> dict[str, Any]:
+    """Every registered family's own flags (`FamilySpec.flags`), once per option name, in registry order."""
+    from ..backends import families
+
+    out: dict[str, Any] = {}
+    for spec in families().values():
+        for flag in spec.flags:
+            out.setdefault(flag.name, flag)
+    return out
+
+
+def _panel(flag: Any) -> str:
+    """The help panel of a family flag: the condition kind and the families that take it."""
+    from ..backends import families
+
+    specs = [s for s in families().values() if any(f.name == flag.name for f in s.flags)]
+    titles = [s.title for s in families().values() if s.condition == specs[0].condition]
+    kind = "Text-to-image" if specs[0].condition == "text" else "Class-conditional"
+    return f"{kind} ({', '.join(titles)})"
+
+
+def _family_parameters() -> list[inspect.Parameter]:
+    """Typer parameters for the family flags: `--name` (text or per-scale) or `--name/--no-name` (bool)."""
+    params = []
+    for flag in family_flags().values():
+        kind = Optional[bool] if flag.kind == "bool" else Optional[str]
+        opt = typer.Option(None, *flag.decl.split(" "), rich_help_panel=_panel(flag), help=flag.help)
+        params.append(inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=kind))
+    return params
 
 
 def gen_options(command: Callable) -> Callable:
@@ -106,7 +119,9 @@ def gen_options(command: Callable) -> Callable:
     command's own parameters (--model first), and the command gets them as its first argument, a GenFlags."""
     hints = typing.get_type_hints(GenFlags)
     shared = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.metadata["option"],
-                                annotation=hints[f.name]) for f in dataclasses.fields(GenFlags)]
+                                annotation=hints[f.name])
+              for f in dataclasses.fields(GenFlags) if "option" in f.metadata]
+    fam = _family_parameters()
     first, *rest = inspect.signature(command, eval_str=True).parameters.values()
     if first.name != "flags":
         raise TypeError(f"{command.__name__}: a @gen_options command takes `flags: GenFlags` first")
@@ -114,10 +129,11 @@ def gen_options(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def wrapper(**kwargs):
-        flags = GenFlags(**{p.name: kwargs.pop(p.name) for p in shared})
+        flags = GenFlags(**{p.name: kwargs.pop(p.name) for p in shared},
+                         family={p.name: kwargs.pop(p.name) for p in fam})
         return command(flags, **kwargs)
 
-    params = shared[:1] + own + shared[1:]  # what Typer reads: --model, the command's own, the shared rest
+    params = shared[:1] + own + shared[1:] + fam  # what Typer reads: --model, the command's own, the shared rest
     wrapper.__signature__ = inspect.Signature(params)
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     return wrapper
@@ -145,7 +161,7 @@ def parse_cfg(text: str | None, flag: str = "--cfg") -> float | list[float] | No
 def build_ssg(config, flags: GenFlags, on: bool | None = None, beta: str | None = None):
     """A run's SSG setting: the model config's default with the SSG flags on top. Returns an SSG, or False
     for off (`--no-ssg`, or a model without an SSG default and no SSG flag). Raises on a bad value."""
-    from ..ssg_settings import SSG
+    from ..settings import SSG
 
     if on is False:
         return False

@@ -81,7 +81,7 @@ def _etag_timeout() -> float:
 
 def hub_kwargs(token: str | bool | None) -> dict[str, Any]:
     """Keyword arguments shared by every huggingface_hub call: where, how long, who (ssgen's user agent)."""
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "cache_dir": str(hub_cache_dir()),

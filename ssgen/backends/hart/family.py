@@ -26,10 +26,11 @@ from ...checkpoint import drop_keys, empty_model, load_into, read_json, read_sta
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
+from ...request import Request
 from ..checks import smoothing
 from ..common import Call, cfg_mix, per_image
 from .model import HART, IGNORED_KEYS_HART, HARTConfig, fields_from_state_dict
-from .options import HartOptions, parse, smooth_ratio
+from .options import HartOptions, smooth_ratio
 from .text import EncodedPrompts, TextEncoder
 from .tokenizer import HybridTokenizer, read_config, read_tokenizer_state, vqvae_config, weight_file
 
@@ -38,7 +39,7 @@ STATE_FIELDS = ("depth", "embed_dim", "latent_channels", "context_dim", "vocab_s
 
 
 @dataclass
-class HartModel:
+class HartFamily:
     """Loaded HART (a `common.Family`): transformer (+ diffusion head), hybrid tokenizer and text encoder on one
     device and dtype."""
 
@@ -63,15 +64,13 @@ class HartModel:
         return self.hart_cfg.patch_nums
 
     @property
-    def n_scales(self) -> int:
-        return len(self.patch_nums)
-
-    @property
     def resolution(self) -> int:
         return self.patch_nums[-1] * self.tokenizer.downsample
 
-    def num_scales(self, options: dict[str, Any]) -> int:
-        return self.n_scales
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The scales and codebook size llm/ and tokenizer/ define (a config may leave them out)."""
+        return {"patch_nums": list(self.patch_nums), "vocab_size": self.hart_cfg.vocab_size}
 
     @property
     def step_module(self) -> HART:
@@ -86,9 +85,8 @@ class HartModel:
                                f"expects context_dim={self.hart_cfg.context_dim}; check weights.text_encoder")
         return enc
 
-    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any],
-              rng: str = "per-image") -> Call:
-        o = parse(self.config.name, classes, prompts, options, self.n_scales, self.hart_cfg.vocab_size)
+    def start(self, request: Request) -> Call:
+        o: HartOptions = request.parsed
         if o.safety_check:
             if self.safety is None:
                 from .safety import load_checker
@@ -96,17 +94,17 @@ class HartModel:
                 self.safety = load_checker(self.config, self.device, self.offline)
             self.safety.check(o.prompts)
         enc = self.encode(o.prompts, o.system_prompt)
-        return Call(HartRun(self, enc, o), o.settings, o.notes + self.notes + list(enc.notes))
+        return Call(HartBackend(self, enc, o), o.settings, self.notes + list(enc.notes))
 
 
-class HartRun:
+class HartBackend:
     """One generation call: the text condition, the running latent and the transformer's next input.
 
     After `decode`, `residual` (B, P*P, Cvae) (None without the diffusion head) and `fhat`
     (B, Cvae, P, P), the latent handed to the decoder, are kept for inspection.
     """
 
-    def __init__(self, m: HartModel, enc: EncodedPrompts, o: HartOptions):
+    def __init__(self, m: HartFamily, enc: EncodedPrompts, o: HartOptions):
         self.m, self.enc = m, enc
         self.t, self.top_k, self.top_p = o.t, o.top_k, o.top_p
         self.smooth, self.use_residual = o.more_smooth, o.residual
@@ -249,20 +247,20 @@ def _check_state(sd: dict, hcfg: HARTConfig, path: Path) -> None:
             raise WeightsError(f"transformer checkpoint {path} has {f}={found[f]} but the model config says "
                                f"{f}={getattr(hcfg, f)}: llm/config.json and the weights (or the tokenizer) "
                                "belong to different models")
-    if "n_scales" in found and found["n_scales"] != len(hcfg.patch_nums):
-        raise WeightsError(f"transformer checkpoint {path} has {found['n_scales']} scales but llm/config.json "
+    if "num_scales" in found and found["num_scales"] != len(hcfg.patch_nums):
+        raise WeightsError(f"transformer checkpoint {path} has {found['num_scales']} scales but llm/config.json "
                            f"has patch_nums {list(hcfg.patch_nums)}")
 
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
-         progress: bool = True) -> HartModel:
+         progress: bool = True) -> HartFamily:
     """Load the llm/ and tokenizer/ folders and the Qwen2 text encoder, every tensor cast to `dtype` as it
     is assigned (upstream casts the whole model too).
 
     As upstream: `llm/ema_model.bin` is loaded strictly (upstream's `load_state_dict` on top of the
     from_pretrained model); `pytorch_model.bin` (use_ema: false) and the tokenizer's weights through
     from_pretrained semantics: keys the model lacks (the discriminator, the encoder...) are ignored, said
-    in one note (`HartModel.notes`); the training-only buffers are neither needed nor required; the
+    in one note (`HartFamily.notes`); the training-only buffers are neither needed nor required; the
     `torch_dtype` field of a config.json is ignored (transformers 4.42 loads in float32 unless told
     otherwise: ssgen loads in the run dtype whatever the file's). Missing weights and wrong shapes are
     errors naming the file (from_pretrained also raises on a wrong shape)."""
@@ -309,5 +307,5 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
                            f"context_dim={hcfg.context_dim}; check weights.text_encoder")
     done = [d for d in done if d]
     notes = [f"{config.name} loaded as upstream's from_pretrained does: {'; '.join(done)}"] if done else []
-    return HartModel(config, hcfg, model.eval(), tok.eval(), text, device, dtype, offline, notes=notes)
+    return HartFamily(config, hcfg, model.eval(), tok.eval(), text, device, dtype, offline, notes=notes)
 

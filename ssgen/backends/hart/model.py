@@ -555,7 +555,7 @@ def fields_from_state_dict(sd: dict) -> dict:
         use_context_norm="context_norm.weight" in sd,
     )
     if "lvl_embed.weight" in sd:
-        out["n_scales"] = sd["lvl_embed.weight"].shape[0]
+        out["num_scales"] = sd["lvl_embed.weight"].shape[0]
     if out["attn_l2_norm"]:
         out["num_heads"] = sd["blocks.0.attn.scale_mul_1H11"].shape[1]
     return out

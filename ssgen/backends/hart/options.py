@@ -38,9 +38,9 @@ def upstream_top_k(k: int) -> int:
     return 600 if k < 7 else 300
 
 
-def smooth_ratio(k: int, n_scales: int) -> float:
+def smooth_ratio(k: int, num_scales: int) -> float:
     """The ratio r of scale k in the Gumbel smoothing (stale (K-2)/(K-1) at the last scale, as upstream)."""
-    K = n_scales
+    K = num_scales
     return (k if k < K - 1 else K - 2) / (K - 1)
 
 
@@ -58,14 +58,27 @@ class HartOptions:
     safety_check: bool
     settings: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    scales: int | None = None  # the scale count these options were judged against (None: not known yet)
 
 
-def parse(model: str, classes: list | None, prompts: list | None, options: dict[str, Any], n_scales: int,
-          vocab: int) -> HartOptions:
+def parse(name: str, model: dict[str, Any], classes: list | None, prompts: list | None,
+          options: dict[str, Any]) -> HartOptions:
+    """One call's options. Without `patch_nums` in `model:` (the files know it) the per-scale values cannot be
+    judged yet: everything else is checked, lists are judged by their first value, and `scales` is None, so
+    the request is resolved again once the model is loaded (`Pipeline.run`)."""
+    K = num_scales(model, options)
+    if K is None:
+        options = {k: (v[0] if isinstance(v, (list, tuple)) and v else v) for k, v in options.items()}
+    o = _parse(name, classes, prompts, options, K or 2, int(model.get("vocab_size", 4096)))
+    o.scales = K
+    return o
+
+
+def _parse(model: str, classes: list | None, prompts: list | None, options: dict[str, Any], K: int,
+           vocab: int) -> HartOptions:
     prompts = check_text(classes, prompts, model)
     no_neg = " (HART has no negative prompt: its unconditional branch is fixed)"
     check_known(options, OPTIONS, "HART", no_neg if "negative_prompt" in options else "")
-    K = n_scales
     cfg = options.get("cfg", 4.5)
     t = cfg_weights(cfg, K, model, stale_last=True)
     top_k = options.get("top_k")
@@ -90,11 +103,3 @@ def num_scales(model: dict[str, Any], options: dict[str, Any]) -> int | None:
     pns = model.get("patch_nums")
     return len(pns) if isinstance(pns, (list, tuple)) else None
 
-
-def check(name: str, model: dict[str, Any], classes: list | None, prompts: list | None,
-          options: dict[str, Any]) -> list[str]:
-    """What the config alone allows: without `patch_nums` in `model:` the per-scale lengths wait for the files."""
-    K = num_scales(model, options)
-    if K is None:  # check everything a scale count does not change; list lengths are checked after loading
-        options = {k: (v[0] if isinstance(v, (list, tuple)) and v else v) for k, v in options.items()}
-    return parse(name, classes, prompts, options, K or 2, int(model.get("vocab_size", 4096))).notes

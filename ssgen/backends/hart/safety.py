@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import check_folder
+from ...checkpoint import check_model_folder
 from ...errors import ConfigError, WeightsError, first_line
 
 REPO = "google/shieldgemma-2b"
@@ -65,7 +65,7 @@ class SafetyChecker:
                 tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, local_files_only=True)
         except Exception as e:
-            check_folder(folder)  # a truncated or corrupted file is named as such
+            check_model_folder(folder)  # a truncated or corrupted file is named as such
             if not isinstance(e, (OSError, ValueError, KeyError)):
                 raise
             raise WeightsError(f"cannot load the safety model from {folder} ({first_line(e)}); {ACCESS_HINT}") from None

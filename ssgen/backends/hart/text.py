@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import check_folder, check_pretrained
+from ...checkpoint import check_model_folder, check_pretrained
 from ...errors import ConfigError, WeightsError, first_line
 from ..quiet import quiet_transformers
 
@@ -82,7 +82,7 @@ class TextEncoder:
                 model, info = AutoModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True,
                                                         output_loading_info=True)
         except Exception as e:
-            check_folder(folder)  # a truncated or corrupted file is named as such
+            check_model_folder(folder)  # a truncated or corrupted file is named as such
             if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
                 raise
             raise WeightsError(f"cannot load the text encoder from {folder} ({first_line(e)}); check "

@@ -16,7 +16,7 @@ is what this module reproduces: `vae.encode_for_raw_features` (the conv encoder,
         bits_k = q > 0                                   # (B, h, w, d)
         cum = cum + trilinear-upsample(q, (1, H, W))
 
-The bits are then laid out as the generation loop samples them (`InfinityRun.categories` views the
+The bits are then laid out as the generation loop samples them (`InfinityBackend.categories` views the
 (B, h*w, 2d) logits as (B, h*w*d, 2): index p*d + j is bit j of grid position p, row-major), and, with
 spatial patchify (8B), first pixel-unshuffled 2x2 to the transformer grid (d = 4 x 14 = 56), the exact
 inverse of `advance`'s pixel shuffle. The reconstruction is decoded from those bits through the same
@@ -25,7 +25,7 @@ exactly this latent and image. (Upstream's residual loop adds `x + (sign - x)`, 
 of the codes decoding uses; the bits are what counts, and they are upstream's.)
 
 Weights: the `encoder.*` keys of the same VAE file (`infinity_vae_d32reg.pth` / the 8B's), read only
-on the first edit (`InfinityModel.encoder()`), checked strictly (a file without them, or with other
+on the first edit (`InfinityFamily.encoder()`), checked strictly (a file without them, or with other
 shapes, is a WeightsError naming the keys). The encoder runs in float32 whatever the run's dtype, as
 upstream's (`encoder_dtype='fp32'`, quantisation forced to float32): a bit is a sign, and bf16 features
 would flip the bits of near-zero residuals.
@@ -187,7 +187,7 @@ def to_sampled(bits: torch.Tensor, spatial_patchify: bool) -> torch.Tensor:
 
 def latent_from_bits(vae: BSQVAE, vbits: list[torch.Tensor], vae_grid: list[tuple[int, int]]) -> torch.Tensor:
     """Per-scale VAE-grid bits (B, h', w', d) -> the latent (B, d, H', W') they decode to, summed in the order and
-    with the operations of `InfinityRun.advance` (so generation that keeps every bit ends on this latent)."""
+    with the operations of `InfinityBackend.advance` (so generation that keeps every bit ends on this latent)."""
     B, d = vbits[0].shape[0], vbits[0].shape[-1]
     summed = torch.zeros(B, d, 1, *vae_grid[-1], device=vbits[0].device)  # (B, d, 1, H', W')
     for k, bits in enumerate(vbits):

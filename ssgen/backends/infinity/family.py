@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -20,10 +20,11 @@ from ...checkpoint import drop_keys, empty_model, load_into, read_state_dict, un
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
+from ...request import Request
 from ..common import Call, per_image
 from .encoder import BSQEncoder, encode_image, load_encoder
 from .model import IGNORED_KEYS_INFINITY, Infinity, InfinityConfig, fields_from_state_dict, rope_2d, upstream_cfg_uncond
-from .options import PX_PER_TOKEN, Resolution, num_scales, parse
+from .options import PX_PER_TOKEN, InfinityOptions, Resolution
 from .text import TextEncoder
 from .vae import BSQVAE, IGNORED_KEYS_VAE, VAEConfig, patchify, unpatchify_bits, upsample_to
 
@@ -33,18 +34,17 @@ from .vae import BSQVAE, IGNORED_KEYS_VAE, VAEConfig, patchify, unpatchify_bits,
 
 
 @dataclass
-class InfinityModel:
+class InfinityFamily:
     """Loaded Infinity (a `common.Family`): transformer, BSQ VAE and T5 text encoder on one device.
 
     The VAE's encoder side (image -> bits, for editing: ssgen's own) is read from `vae_path` on the first edit
     (`encoder()`)."""
 
-    can_edit: ClassVar[bool] = True
     config: ModelConfig
     icfg: InfinityConfig
     model: Infinity
     vae: BSQVAE
-    text: Any  # TextEncoder, or anything with .encode(prompts, offload=, what=) -> (packed, lens, notes)
+    text: Any  # TextEncoder, or anything with .encode(prompts, offload=, what=[, batched=]) -> (packed, lens, notes)
     device: torch.device
     dtype: torch.dtype
     notes: list[str] = field(default_factory=list)  # what loading adapted, as upstream does (one line)
@@ -60,32 +60,37 @@ class InfinityModel:
             self._encoder = load_encoder(self.vae_path, self.vae.cfg, self.device)
         return self._encoder
 
-    def num_scales(self, options: dict[str, Any]) -> int:
-        return num_scales(self.config.model, options)
-
     @property
-    def n_scales(self) -> int:
-        return self.num_scales(dict(self.config.defaults))
+    def facts(self) -> dict[str, Any]:
+        return {}  # the scales come from each call's resolution (pn and the aspect template)
 
     @property
     def step_module(self) -> Infinity:
         """The transformer whose `forward_scale` is the per-scale step (what `ssgen.compile` compiles)."""
         return self.model
 
-    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any],
-              rng: str = "per-image") -> Call:
-        o = parse(self.config.name, classes, prompts, options)
-        run = InfinityRun(self, o.prompts, o.negative, o.cfg, o.tau, o.top_k, o.top_p, o.res, o.offload)
-        return Call(run, o.settings, o.notes + self.notes + run.notes)
+    def start(self, request: Request) -> Call:
+        o: InfinityOptions = request.parsed
+        rng = request.rng
+        run = InfinityBackend(self, o.prompts, o.negative, o.cfg, o.tau, o.top_k, o.top_p, o.res, o.offload,
+                          official=rng == "batch")
+        return Call(run, o.settings, self.notes + run.notes)
 
 
-class InfinityRun:
+class InfinityBackend:
     """One generation call (a `loop.Backend`): the text state, the running latent (summed codes) and the
-    next input."""
+    next input.
 
-    def __init__(self, m: InfinityModel, prompts: list[str], neg: list[str] | None, cfg: list[float],
-                 tau: list[float], top_k: int, top_p: float, res: Resolution, offload: bool):
+    `official` (rng="batch"): compute as upstream does for this batch, so that its tokens are upstream's:
+    T5 over all prompts in one padded batch, every Linear as upstream's nn.Linear (model.py, "Official
+    arithmetic") and the running sum in upstream's memory layout. Otherwise (rng="per-image") an image's
+    numbers do not depend on its batch. Either way the bf16-rounded cross-attention turns a 1e-7
+    difference into flipped bits, so "the same within float rounding" is not enough for either promise."""
+
+    def __init__(self, m: InfinityFamily, prompts: list[str], neg: list[str] | None, cfg: list[float],
+                 tau: list[float], top_k: int, top_p: float, res: Resolution, offload: bool, official: bool = False):
         self.m, self.cfg, self.tau, self.top_k, self.top_p, self.res = m, cfg, tau, top_k, top_p, res
+        self.official = official
         self.grid = res.grid
         self.B = B = len(prompts)
         model, icfg = m.model, m.icfg
@@ -93,27 +98,33 @@ class InfinityRun:
         f = 2 if self.patchify else 1
         self.vae_grid = [(h * f, w * f) for h, w in self.grid]  # the VAE's latent grid per scale
 
-        packed, lens, self.notes = m.text.encode(prompts, offload=offload)  # (N, Ct5)
+        batched = {"batched": True} if official else {}  # T5 as upstream runs it (a text stand-in may lack it)
+        packed, lens, self.notes = m.text.encode(prompts, offload=offload, **batched)  # (N, Ct5)
         if packed.shape[-1] != icfg.text_channels:
             raise WeightsError(f"the text encoder gives {packed.shape[-1]} channels but {m.config.name}'s "
                                f"transformer expects {icfg.text_channels}; check weights.text_encoder")
         self.use_cfg = any(c != 1 for c in cfg)  # upstream runs unconditional rows only then
         if self.use_cfg:
             if neg is not None:
-                npacked, nlens, nnotes = m.text.encode(neg, offload=offload, what="negative prompt")
+                npacked, nlens, nnotes = m.text.encode(neg, offload=offload, what="negative prompt", **batched)
                 self.notes += nnotes
             else:
                 npacked, nlens = model.uncond_text(lens).to(packed.device), lens
             packed, lens = torch.cat((packed, npacked)), lens + nlens
         self.bs = len(lens)
         model.reset_cache()
-        self.text = model.prepare_text(packed, lens)
+        self.text = model.prepare_text(packed, lens, official)
         self.x = model.first_input(self.text)  # (bs, 1, C)
         # every scale's RoPE cos/sin, built on the CPU and copied to the device here: inside the loop a copy
         # to the GPU would wait for the GPU (a host-device sync per scale)
         self.ropes = [rope_2d(h, w, res.full_hw, icfg.head_dim, m.device) for h, w in self.grid]
         Hf, Wf = self.vae_grid[-1]
         self.summed = torch.zeros(B, icfg.codebook_dim, 1, Hf, Wf, device=m.device)  # (B, d, 1, H, W)
+        if official:
+            # upstream's running sum inherits the codes' layout (d last in memory: channels_last_3d), so its resize
+            # to the next scale runs PyTorch's channels-last trilinear kernel, which rounds differently (~1 ulp)
+            # from the contiguous one; the same values, summed the same way, in the same layout
+            self.summed = self.summed.contiguous(memory_format=torch.channels_last_3d)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -172,7 +183,7 @@ class InfinityRun:
             nxt = upsample_to(self.summed, self.vae_grid[k + 1]).squeeze(2)  # (B, d_vae, h'', w'')
             if self.patchify:
                 nxt = patchify(nxt)  # (B, 4 d_vae, h, w)
-            self.x = self.m.model.next_input(nxt, self.bs)  # (bs, h*w, C)
+            self.x = self.m.model.next_input(nxt, self.bs, self.official)  # (bs, h*w, C)
         else:
             self.summed += codes
         return bits.to(torch.uint8)
@@ -260,12 +271,12 @@ def _check_vae(config: ModelConfig, icfg: InfinityConfig, vcfg: VAEConfig, path)
 
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
-         progress: bool = True, text: Any = None) -> InfinityModel:
+         progress: bool = True, text: Any = None) -> InfinityFamily:
     """Load transformer, VAE and text encoder (`text` replaces the T5 encoder, e.g. in benchmarks).
 
     As upstream (`load_state_dict(strict=False)` for the transformer, `load_cnn` for the VAE), keys the
     model lacks are ignored, the training-only buffers dropped and cfg_uncond fitted to text_maxlen, all
-    said in one note (`InfinityModel.notes`); missing keys and wrong shapes stay errors naming the file.
+    said in one note (`InfinityFamily.notes`); missing keys and wrong shapes stay errors naming the file.
     Precision as upstream: the blocks in `dtype`, the rest of the transformer in float32, the VAE in
     `dtype`, T5 in bfloat16 unless the run is float32 (text.py); each tensor is cast as it is assigned.
 
@@ -328,5 +339,5 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     model.eval().prepack_cpu()  # on the CPU: every Linear oneDNN-prepacked (faster; a row does not depend on the batch)
     done = [d for d in done if d]
     notes = [f"{config.name} loaded as upstream's loader does: {'; '.join(done)}"] if done else []
-    return InfinityModel(config, icfg, model, vae.eval(), text, device, dtype, notes, vae_path=Path(v_path))
+    return InfinityFamily(config, icfg, model, vae.eval(), text, device, dtype, notes, vae_path=Path(v_path))
 

@@ -24,7 +24,6 @@ from typing import Any
 from ...errors import ConfigError
 from ..checks import MAX_WEIGHT, check_known, check_prompts, check_text, flag, per_scale, top_k_top_p
 
-CAN_EDIT = True  # InfinityModel.can_edit: the VAE file holds the encoder (encoder.py); editing is ssgen's own
 OPTIONS = ("cfg", "tau", "top_k", "top_p", "negative_prompt", "pn", "h_div_w", "aspect", "size", "offload")
 # what a config's `model:` may hold: InfinityConfig's fields, the architecture switches upstream's
 # constructor takes (FIXED_ARCH, checked), the VAE's (checked against the file), and upstream's
@@ -168,15 +167,21 @@ class InfinityOptions:
     settings: dict[str, Any]
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def scales(self) -> int:
+        return len(self.res.grid)
 
-def parse(model: str, classes: list | None, prompts: list | None, options: dict[str, Any]) -> InfinityOptions:
-    prompts = check_text(classes, prompts, model)
+
+def parse(name: str, model: dict[str, Any], classes: list | None, prompts: list | None,
+          options: dict[str, Any]) -> InfinityOptions:
+    """One call's options; the resolution (pn and the aspect template) decides the scales."""
+    prompts = check_text(classes, prompts, name)
     check_known(options, OPTIONS, "Infinity")
     B = len(prompts)
     res = resolve_resolution(options)
     K = len(res.grid)
-    cfg = per_scale(options.get("cfg", 3.0), K, "cfg", model, 0.0, MAX_WEIGHT, " (1 = no guidance)")
-    tau = per_scale(options.get("tau", 1.0), K, "tau", model, 0.0, MAX_WEIGHT, " (a temperature)")
+    cfg = per_scale(options.get("cfg", 3.0), K, "cfg", name, 0.0, MAX_WEIGHT, " (1 = no guidance)")
+    tau = per_scale(options.get("tau", 1.0), K, "tau", name, 0.0, MAX_WEIGHT, " (a temperature)")
     if any(t <= 0 for t in tau):
         raise ConfigError(f"tau must be > 0 (a temperature), got {options.get('tau')!r}")
     top_k, top_p, _ = top_k_top_p(options)  # top-k acts on 2-way bits: a no-op, kept as upstream passes it
@@ -204,7 +209,3 @@ def num_scales(model: dict[str, Any], options: dict[str, Any]) -> int:
     """Scales a call with these options runs (pn and the aspect template decide)."""
     return len(resolve_resolution(options).grid)
 
-
-def check(name: str, model: dict[str, Any], classes: list | None, prompts: list | None,
-          options: dict[str, Any]) -> list[str]:
-    return parse(name, classes, prompts, options).notes

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -16,11 +16,12 @@ from ...checkpoint import drop_keys, empty_model, load_into, read_state_dict
 from ...config import ModelConfig
 from ...errors import ConfigError, WeightsError
 from ...loop import ScaleSampling
+from ...request import Request
 from ..checks import smoothing
 from ..common import Call, cfg_mix, per_image
 from .encoder import VQEncoder, img_to_idxBl, load_encoder
 from .model import IGNORED_KEYS_VAR, VAR, VARConfig, fields_from_state_dict
-from .options import parse
+from .options import VarOptions
 from .vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
 
 CHECKED_FIELDS = ("depth", "width", "heads", "vocab_size", "latent_channels", "num_classes", "shared_aln")
@@ -35,9 +36,9 @@ def _check_fields(config: ModelConfig, vcfg: VARConfig, found: dict, path) -> VA
                 f"transformer checkpoint {path} has {f}={found[f]} but config {config.name} says {f}={want}: "
                 "a checkpoint of another model (e.g. a d20 file for d30)? fix the config's weights or model section"
             )
-    if found["num_tokens"] != vcfg.num_tokens or found["n_scales"] != len(vcfg.patch_nums):
+    if found["num_tokens"] != vcfg.num_tokens or found["num_scales"] != len(vcfg.patch_nums):
         raise WeightsError(
-            f"transformer checkpoint {path} has {found['n_scales']} scales / {found['num_tokens']} tokens but "
+            f"transformer checkpoint {path} has {found['num_scales']} scales / {found['num_tokens']} tokens but "
             f"config {config.name} has patch_nums {list(vcfg.patch_nums)} ({vcfg.num_tokens} tokens); "
             "fix model.patch_nums (256 px: 1,2,3,4,5,6,8,10,13,16; 512 px: 1,2,3,4,6,9,13,18,24,32)"
         )
@@ -49,12 +50,11 @@ def _check_fields(config: ModelConfig, vcfg: VARConfig, found: dict, path) -> VA
 
 
 @dataclass
-class VarModel:
+class VarFamily:
     """Loaded VAR (a `common.Family`): the transformer and the VQVAE, on one device and dtype.
 
     The VAE's encoder side (image -> tokens) is read from `vae_path` on the first edit (`encoder()`)."""
 
-    can_edit: ClassVar[bool] = True
     config: ModelConfig
     var_cfg: VARConfig
     var: VAR
@@ -83,28 +83,23 @@ class VarModel:
         return self.var_cfg.patch_nums
 
     @property
-    def n_scales(self) -> int:
-        return len(self.patch_nums)
-
-    def num_scales(self, options: dict[str, Any]) -> int:
-        return self.n_scales
+    def facts(self) -> dict[str, Any]:
+        return {}  # the config's `model:` holds (or defaults) every number; the loader checked them
 
     @property
     def step_module(self) -> VAR:
         """The transformer whose `forward_scale` is the per-scale step (what `ssgen.compile` compiles)."""
         return self.var
 
-    def start(self, classes: list[int] | None, prompts: list[str] | None, options: dict[str, Any],
-              rng: str = "per-image") -> Call:
-        c = self.var_cfg
-        o = parse(self.config.name, classes, prompts, options, self.n_scales, c.num_classes, c.vocab_size)
-        return Call(VarRun(self, classes, o.t, o.top_k, o.top_p, o.smooth), o.settings, o.notes)
+    def start(self, request: Request) -> Call:
+        o: VarOptions = request.parsed
+        return Call(VarBackend(self, list(request.classes), o.t, o.top_k, o.top_p, o.smooth), o.settings)
 
 
-class VarRun:
+class VarBackend:
     """One generation call (a `loop.Backend`): the running latent and the transformer's next input."""
 
-    def __init__(self, m: VarModel, classes: list[int], t: list[float], top_k: int, top_p: float, smooth: bool):
+    def __init__(self, m: VarFamily, classes: list[int], t: list[float], top_k: int, top_p: float, smooth: bool):
         self.m, self.t, self.top_k, self.top_p, self.smooth = m, t, top_k, top_p, smooth
         pns = m.patch_nums
         self.grid = [(p, p) for p in pns]
@@ -171,7 +166,7 @@ class VarRun:
 
 
 def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline: bool | None = None,
-         progress: bool = True) -> VarModel:
+         progress: bool = True) -> VarFamily:
     from ...weights import resolve_weight
     from ..kinds import expect_blocks, expect_kind
 
@@ -210,4 +205,4 @@ def load(config: ModelConfig, device: torch.device, dtype: torch.dtype, offline:
     with empty_model():
         vae = VQVAE(vae_cfg)
     load_into(vae, vsd, "vae", v_path, dtype=dtype, device=device)
-    return VarModel(config, vcfg, var.eval(), vae.eval(), device, dtype, vae_path=Path(v_path))
+    return VarFamily(config, vcfg, var.eval(), vae.eval(), device, dtype, vae_path=Path(v_path))

@@ -86,7 +86,7 @@ def fields_from_state_dict(sd: dict) -> dict:
     """Architecture fields that can be read off a VAR state dict (to check a config against a file).
 
     Returns depth, width, heads (only readable with attn_l2_norm; else width // 64), vocab_size,
-    latent_channels, num_classes, shared_aln, attn_l2_norm, num_tokens (= sum of pn**2) and n_scales.
+    latent_channels, num_classes, shared_aln, attn_l2_norm, num_tokens (= sum of pn**2) and num_scales.
     """
     depth = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))
     width = sd["pos_start"].shape[-1]
@@ -101,7 +101,7 @@ def fields_from_state_dict(sd: dict) -> dict:
         shared_aln="shared_ada_lin.1.weight" in sd,
         attn_l2_norm=l2,
         num_tokens=sd["pos_1LC"].shape[1],
-        n_scales=sd["lvl_embed.weight"].shape[0],
+        num_scales=sd["lvl_embed.weight"].shape[0],
     )
 
 

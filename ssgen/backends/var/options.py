@@ -1,5 +1,5 @@
-"""VAR's call options, checked without torch: before any weights load (from the config alone) and
-again when the loaded model starts a call (with the checkpoint's own numbers).
+"""VAR's call options, checked without torch, once per call (`ssgen.request.resolve`), before any weights
+load; the loaded model's `start` takes the parsed result as it is.
 
 Sampling as upstream's `autoregressive_infer_cfg`: the CFG weight ramps with the scale, t_k = cfg * k /
 (K - 1), and the logits are (1 + t) cond - t uncond; a list `cfg` gives every t_k (no ramp); top-k /
@@ -14,7 +14,6 @@ from typing import Any
 from ..checks import cfg_weights, check_classes, check_known, flag, recorded, top_k_top_p
 
 OPTIONS = ("cfg", "top_k", "top_p", "more_smooth")
-CAN_EDIT = True  # VarModel.can_edit: the VAE file holds the encoder (encoder.py), so images can be edited
 # what a config's `model:` may hold: VARConfig's fields (tests keep the two in sync), the VAE width and
 # the image size (informational)
 MODEL_FIELDS = ("depth", "width", "heads", "patch_nums", "vocab_size", "latent_channels", "num_classes",
@@ -33,13 +32,20 @@ class VarOptions:
     settings: dict[str, Any]  # what the PNGs record
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def scales(self) -> int:
+        return len(self.t)
 
-def parse(model: str, classes: list | None, prompts: list | None, options: dict[str, Any], n_scales: int,
-          num_classes: int, vocab: int) -> VarOptions:
-    check_classes(classes, prompts, num_classes, model)
+
+def parse(name: str, model: dict[str, Any], classes: list | None, prompts: list | None,
+          options: dict[str, Any]) -> VarOptions:
+    """One call's options against the model's numbers (`model:` completed with what the checkpoint says, once
+    loaded: the loader refuses a checkpoint whose classes, codebook or scales differ from the config)."""
+    num_classes, vocab = int(model.get("num_classes", 1000)), int(model.get("vocab_size", 4096))
+    check_classes(classes, prompts, num_classes, name)
     check_known(options, OPTIONS, "VAR")
     cfg = options.get("cfg", 1.5)
-    t = cfg_weights(cfg, n_scales, model)
+    t = cfg_weights(cfg, num_scales(model, options), name)
     top_k, top_p, notes = top_k_top_p(options, vocab)
     smooth = flag(options, "more_smooth", False)
     settings = {"cfg": recorded(cfg), "top_k": top_k, "top_p": top_p, "more_smooth": smooth}
@@ -48,10 +54,3 @@ def parse(model: str, classes: list | None, prompts: list | None, options: dict[
 
 def num_scales(model: dict[str, Any], options: dict[str, Any]) -> int:
     return len(model.get("patch_nums") or PATCH_NUMS_256)
-
-
-def check(name: str, model: dict[str, Any], classes: list | None, prompts: list | None,
-          options: dict[str, Any]) -> list[str]:
-    """The checks the config alone allows (the loaded model repeats them with the checkpoint's numbers)."""
-    return parse(name, classes, prompts, options, num_scales(model, options), int(model.get("num_classes", 1000)),
-                 int(model.get("vocab_size", 4096))).notes

@@ -66,7 +66,7 @@ class VQVAEConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def phi_index(k: int, n_scales: int, n_phi: int = 4) -> int:
+def phi_index(k: int, num_scales: int, n_phi: int = 4) -> int:
     """Which of the n_phi shared convs scale k uses: the tick nearest to k/(K-1).
 
     Computed in float64 exactly like upstream (numpy linspace + argmin): for K=10 and 4 convs this
@@ -76,7 +76,7 @@ def phi_index(k: int, n_scales: int, n_phi: int = 4) -> int:
         ticks = np.linspace(1 / 3 / n_phi, 1 - 1 / 3 / n_phi, n_phi)
     else:
         ticks = np.linspace(1 / 2 / n_phi, 1 - 1 / 2 / n_phi, n_phi)
-    at = k / (n_scales - 1) if n_scales > 1 else 0.0
+    at = k / (num_scales - 1) if num_scales > 1 else 0.0
     return int(np.argmin(np.abs(ticks - at)))
 
 
@@ -207,8 +207,8 @@ class VQVAE(nn.Module):
     def downsample(self) -> int:
         return 2 ** (len(self.cfg.ch_mult) - 1)
 
-    def phi_index(self, k: int, n_scales: int) -> int:
-        return phi_index(k, n_scales, len(self.quantize.quant_resi.qresi_ls))
+    def phi_index(self, k: int, num_scales: int) -> int:
+        return phi_index(k, num_scales, len(self.quantize.quant_resi.qresi_ls))
 
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         """Codebook lookup: idx (B, l) int64 -> (B, l, Cvae) in the codebook's dtype."""
@@ -218,15 +218,15 @@ class VQVAE(nn.Module):
         """Soft lookup: probs (B, l, V) -> probs @ codebook (B, l, Cvae), computed in probs' dtype."""
         return probs @ self.quantize.embedding.weight.to(probs.dtype)
 
-    def add_scale(self, f_hat: torch.Tensor, h_BChw: torch.Tensor, k: int, n_scales: int) -> torch.Tensor:
+    def add_scale(self, f_hat: torch.Tensor, h_BChw: torch.Tensor, k: int, num_scales: int) -> torch.Tensor:
         """f_hat (B, Cvae, H, W) + phi_k(upsampled h (B, Cvae, pn, pn)) -> new f_hat (same dtype as f_hat).
 
         Below the last scale h is upsampled bicubically (align_corners=False) to (H, W) before phi;
         the last scale is already on the full grid.
         """
-        phi = self.quantize.quant_resi.qresi_ls[self.phi_index(k, n_scales)]
+        phi = self.quantize.quant_resi.qresi_ls[self.phi_index(k, num_scales)]
         h = h_BChw.to(phi.weight.dtype)
-        if k != n_scales - 1:
+        if k != num_scales - 1:
             h = F.interpolate(h, size=f_hat.shape[-2:], mode="bicubic", align_corners=False)
         return f_hat + phi(h).to(f_hat.dtype)
 

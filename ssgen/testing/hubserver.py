@@ -1,4 +1,4 @@
-"""A small Hugging Face Hub-compatible HTTP server on 127.0.0.1, for tests.
+"""A small Hugging Face Hub-compatible HTTP server on 127.0.0.1, for tests and rehearsals.
 
 It implements what huggingface_hub 2.4's `hf_hub_download` and `snapshot_download` call:
 
@@ -21,6 +21,10 @@ Errors follow the real Hub: an unknown repo gives 401 (anonymous) or 404 with
         os.environ["HF_ENDPOINT"] = hub.endpoint
         ...
         assert hub.count("GET", "/resolve/") == 1
+
+Files too big to hash or hold in memory are served as `HubFile`s put into `hub.repos[repo][path]` directly:
+one on disk with hashes computed beforehand, or a subclass whose `chunks` generates the bytes on request.
+The server binds to 127.0.0.1 only and imports nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -57,9 +61,24 @@ def closed_port_endpoint() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def lfs_oid(sha256: str, size: int) -> str:
+    """The git blob id of a file's Git LFS pointer: what the Hub lists as an LFS file's `oid`."""
+    return git_blob_sha1(f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode())
+
+
 @dataclass
-class _File:
-    """One file of a served repo, in memory or on disk."""
+class HubFile:
+    """One file of a served repo.
+
+    path: its path in the repo. data: its bytes in memory, or None. disk: the file on disk, or None. size: its
+    length in bytes. sha256: its content hash (the ETag of LFS files). git_sha1: the git blob id the listing
+    gives as `oid` (of the content for small files, of the LFS pointer for LFS files: see `lfs_oid`).
+
+    `HubFile.make(path, bytes_or_path)` computes size and hashes from the content. For a file too big to read
+    twice, construct it with the hashes known beforehand (`HubFile(path, None, disk, size, sha256,
+    lfs_oid(sha256, size))`). For bytes that are never stored, subclass it and override `chunks`. A file can be
+    served under another path with `dataclasses.replace(file, path=...)`.
+    """
 
     path: str
     data: bytes | None
@@ -69,7 +88,7 @@ class _File:
     git_sha1: str
 
     @classmethod
-    def make(cls, path: str, content: bytes | Path) -> _File:
+    def make(cls, path: str, content: bytes | Path) -> HubFile:
         """Index a file: size and hashes computed once."""
         if isinstance(content, Path):
             data = content.read_bytes()
@@ -87,8 +106,8 @@ class _File:
         """What the Hub sends as ETag: sha256 for LFS files, the git blob id otherwise."""
         return self.sha256 if self.lfs else self.git_sha1
 
-    def chunks(self, start: int, end: int) -> Iterable[bytes]:
-        """Bytes start..end (inclusive), in chunks."""
+    def chunks(self, start: int, end: int) -> Iterable[bytes | memoryview]:
+        """Bytes start..end (inclusive), in pieces of at most a few MB: what a GET sends (override to generate)."""
         if self.data is not None:
             yield self.data[start:end + 1]
             return
@@ -122,10 +141,10 @@ class _HubError(Exception):
 class HubServer:
     """A threaded Hub-compatible server bound to 127.0.0.1 on a free port; a context manager.
 
-    repos: repo id -> {path in repo -> bytes or a Path on disk}. commit: the 40-hex commit that
-    `main` points to. gated: repo ids whose files need `Authorization: Bearer <t>` with t in tokens.
-    `requests` lists (method, path) of every request; `headers` the matching request headers
-    (names lower-cased).
+    repos: repo id -> {path in repo -> bytes or a Path on disk}, indexed into `self.repos` (repo id ->
+    {path -> HubFile}), which may be changed while serving. commit: the 40-hex commit that `main` points to.
+    gated: repo ids whose files need `Authorization: Bearer <t>` with t in tokens. `requests` lists
+    (method, path) of every request; `headers` the matching request headers (names lower-cased).
     """
 
     def __init__(self, repos: Mapping[str, Mapping[str, bytes | Path]], commit: str,
@@ -133,7 +152,7 @@ class HubServer:
         if not re.fullmatch(r"[0-9a-f]{40}", commit):
             raise ValueError(f"commit must be 40 lower-case hex digits, got {commit!r}")
         self.commit = commit
-        self.repos = {repo: {name: _File.make(name, content) for name, content in files.items()}
+        self.repos = {repo: {name: HubFile.make(name, content) for name, content in files.items()}
                       for repo, files in repos.items()}
         self.gated = set(gated)
         self.tokens = set(tokens)
@@ -201,7 +220,7 @@ class HubServer:
 
     # ---------------------------------------------------------------- Hub logic
 
-    def _repo(self, repo: str, authorization: str | None) -> dict[str, _File]:
+    def _repo(self, repo: str, authorization: str | None) -> dict[str, HubFile]:
         """The repo's files, or RepoNotFound (401 anonymous, 404 authenticated, like the Hub)."""
         if repo not in self.repos:
             status = 404 if authorization else 401
@@ -226,7 +245,7 @@ class HubServer:
         raise _HubError(403, "GatedRepo", f"Access to model {repo} is restricted and you are not in the"
                         f" authorized list. Visit https://huggingface.co/{repo} to ask for access.")
 
-    def resolve(self, repo: str, revision: str, filename: str, authorization: str | None) -> _File:
+    def resolve(self, repo: str, revision: str, filename: str, authorization: str | None) -> HubFile:
         """The file behind /resolve, or the Hub's error."""
         files = self._repo(repo, authorization)
         self._check_access(repo, authorization)
@@ -343,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
         end = int(match[2]) if match[2] else size - 1
         return start, min(end, size - 1)
 
-    def _send_file(self, method: str, file: _File) -> None:
+    def _send_file(self, method: str, file: HubFile) -> None:
         byte_range = self._byte_range(file.size)
         if byte_range is not None and byte_range[0] >= file.size > 0:
             raise _HubError(416, None, "Range Not Satisfiable", {"Content-Range": f"bytes */{file.size}"})

@@ -1,0 +1,1 @@
+"""A test-only ssgen model family (see ../README.md)."""

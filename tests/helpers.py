@@ -1,0 +1,98 @@
+"""What many test files share: running the CLI (in this process or as the real entry point), the one-line
+error check, and YAML configs of the tiny models with replaced weights. Test folders import it as `helpers`
+(tests/ is on sys.path: conftest.py's folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+def ssgen(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The installed `ssgen` console script (else `python -m ssgen`) in a fresh process: interpreter start-up
+    and the torch import included (2-3 s), so only for tests of the entry point itself."""
+    exe = shutil.which("ssgen", path=os.path.dirname(sys.executable))
+    cmd = [exe] if exe else [sys.executable, "-m", "ssgen"]
+    e = dict(os.environ, **(env or {}))
+    e.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network from CLI tests
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
+
+
+@dataclass
+class Ran:
+    """What a user of a CLI run sees: its exit code (also as `returncode`, like a subprocess), stdout, and
+    stderr with what Python would print there (the warnings a fresh interpreter shows, and the traceback
+    of an exception that escaped)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def returncode(self) -> int:
+        return self.exit_code
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def ssgen_here(*args: str, env: dict | None = None) -> Ran:
+    """The CLI run in this process by Typer's test runner: no interpreter start-up, for the tests that do
+    not need the entry point. `env`: variables set for the run only (read at call time, as ssgen does)."""
+    from typer.testing import CliRunner
+
+    from ssgen.cli import app
+
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.resetwarnings()  # the filters of a fresh interpreter, not pytest's
+        warnings.simplefilter("default")
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        r = CliRunner().invoke(app, list(args), env=env)  # Click >= 8.2: stderr apart from stdout
+    stderr = r.stderr + "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown)
+    if r.exc_info is not None and not issubclass(r.exc_info[0], SystemExit):  # a bug: Python prints its traceback
+        stderr += "".join(traceback.format_exception(*r.exc_info))
+    return Ran(r.exit_code, r.stdout, stderr)
+
+
+def model_with(src: Path, tmp: Path, **paths: Path) -> Path:
+    """A YAML in `tmp` for the tiny model `src` (weights as absolute paths), with some roles replaced."""
+    cfg = yaml.safe_load(src.read_text())
+    cfg["weights"] = {role: {"path": str(src.parent / spec["path"])} for role, spec in cfg["weights"].items()}
+    for role, path in paths.items():
+        cfg["weights"][role] = {"path": str(path)}
+    out = tmp / f"{cfg['name']}-bad.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+def truncated(src: Path, dst: Path, keep: float = 0.5) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def copy_folder(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def one_line_error(r, *needles: str) -> str:
+    """Exit code 2, one `error:` line, no traceback, every needle in it; returns the line."""
+    code = r.returncode if hasattr(r, "returncode") else r.exit_code  # a subprocess, or Typer's runner
+    assert code == 2, (code, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
