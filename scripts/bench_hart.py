@@ -15,63 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 
 import torch
-from bench import cpu_name, matmul_rate, print_profile, profile, time_interleaved  # scripts/bench.py
+from common import HART_SCHEDULES, build_hart, cpu_name, matmul_rate, print_profile, profile, time_interleaved
 
 import ssgen
-from ssgen.backends.hart.family import HartModel
-from ssgen.backends.hart.model import HART, HARTConfig
-from ssgen.backends.hart.options import upstream_top_k
-from ssgen.backends.hart.text import EncodedPrompts
-from ssgen.backends.hart.tokenizer import HybridTokenizer
-from ssgen.backends.var.vae import VQVAEConfig
-from ssgen.config import ModelConfig
-from ssgen.pipeline import Pipeline, resolve_dtype
-
-SCHEDULES = {256: (1, 2, 3, 4, 5, 6, 8, 10, 13, 16), 512: (1, 2, 3, 4, 6, 9, 13, 18, 24, 32),
-             1024: (1, 2, 3, 4, 5, 7, 9, 12, 16, 21, 27, 36, 48, 64)}
-
-
-class RandomText:
-    """Stands in for the Qwen2 text encoder: random features, `n_valid` real tokens, HART's mask/positions."""
-
-    def __init__(self, dim: int, device: torch.device, n_valid: int = 24):
-        self.dim, self.device, self.n_valid = dim, device, n_valid
-
-    def encode(self, prompts, max_length=300, system_prompt=True) -> EncodedPrompts:
-        B = len(prompts)
-        g = torch.Generator().manual_seed(0)
-        mask = torch.zeros(B, max_length, dtype=torch.bool)
-        mask[:, : self.n_valid] = True
-        pos = mask.long().cumsum(1) - 1
-        ids = torch.zeros(B, max_length, dtype=torch.long)
-        feats = torch.randn(B, max_length, self.dim, generator=g)
-        return EncodedPrompts(ids, mask, pos, feats.to(self.device))
-
-
-def build_hart(res: int, dtype: torch.dtype, device: torch.device, depth: int, width: int, heads: int) -> Pipeline:
-    pns = SCHEDULES[res]
-    hcfg = HARTConfig(depth=depth, embed_dim=width, num_heads=heads, context_dim=1536, patch_nums=pns,
-                      diff_width=1024, diff_depth=6)
-    model = HART(hcfg).init_random(seed=0)
-    n_params = sum(p.numel() for p in model.parameters())
-    tok = HybridTokenizer(VQVAEConfig(ch=160, patch_nums=pns))
-    model = model.to(device=device, dtype=dtype).eval()
-    tok = tok.to(device=device, dtype=dtype).eval()
-    K = len(pns)
-    cfg = ModelConfig(name=f"hart-d{depth}-random-{res}px", family="hart",
-                      defaults={"cfg": 4.5, "more_smooth": True, "top_k": [upstream_top_k(k) for k in range(K)]})
-    fam = HartModel(cfg, hcfg, model, tok, RandomText(1536, device), device, dtype)
-    pipe = Pipeline(cfg, fam, device, dtype)
-    pipe.n_params = n_params
-    return pipe
+from ssgen.pipeline import resolve_dtype
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--res", type=int, default=256, choices=sorted(SCHEDULES))
+    ap.add_argument("--res", type=int, default=256, choices=sorted(HART_SCHEDULES))
     ap.add_argument("--depth", type=int, default=20)
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--heads", type=int, default=20)
@@ -90,18 +46,12 @@ def main() -> None:
     device = torch.device(args.device)
     ssg_on = ssgen.SSG(beta=0.5, scales=(1, -1))  # the widest range: the worst case for overhead
     rows = []
-    load = None
-    try:
-        import os
-
-        load = os.getloadavg()
-    except (AttributeError, OSError):
-        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None  # the machine is shared: how busy it was
     for dt_name in args.dtype:
         dtype = resolve_dtype(dt_name, device)
         pipe = build_hart(args.res, dtype, device, args.depth, args.width, args.heads)
         print(f"HART d{args.depth} w{args.width}: {pipe.n_params / 1e6:.0f}M parameters (transformer + residual MLP), "
-              f"{args.res} px, {pipe.n_scales} scales", flush=True)
+              f"{args.res} px, {pipe.num_scales()} scales", flush=True)
         rate = matmul_rate(dtype, device)
         print(f"{cpu_name()}, torch {torch.__version__}: large {dt_name} matmul {rate:.0f} GFLOP/s", flush=True)
         for b in args.batch:

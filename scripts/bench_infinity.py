@@ -19,44 +19,11 @@ import statistics
 import time
 
 import torch
-from bench import cpu_name, matmul_rate, print_profile, profile, time_interleaved  # scripts/bench.py
+from common import build_infinity, cpu_name, matmul_rate, print_profile, profile, time_interleaved
 
 import ssgen
-from ssgen.backends.infinity.family import InfinityModel
-from ssgen.backends.infinity.model import Infinity, InfinityConfig
-from ssgen.backends.infinity.vae import BSQVAE, VAEConfig
 from ssgen.config import load_config
-from ssgen.pipeline import Pipeline, resolve_dtype
-
-
-class RandomText:
-    """Stands in for the T5 encoder: `tokens` random features (Ct5 channels) per prompt."""
-
-    def __init__(self, channels: int, tokens: int, device: torch.device):
-        self.channels, self.tokens, self.device = channels, tokens, device
-
-    def encode(self, prompts, offload=False, what="prompt"):
-        g = torch.Generator().manual_seed(len(prompts))
-        lens = [self.tokens] * len(prompts)
-        packed = torch.randn(sum(lens), self.channels, generator=g).mul_(0.2)  # T5-XL features are O(0.1)
-        return packed.to(self.device), lens, []
-
-
-def build(name: str, dtype: torch.dtype, device: torch.device, text_tokens: int) -> Pipeline:
-    """A real-size Infinity (transformer blocks in `dtype`, the rest float32) + VAE in `dtype`, random weights."""
-    config = load_config(name)
-    icfg = InfinityConfig.from_dict(config.model)
-    with torch.device("meta"):
-        model = Infinity(icfg)
-    model = model.blocks_to(dtype).to_empty(device=device).init_random(seed=0).eval()
-    model.prepack_cpu()  # as family.load does (CPU only)
-    m = config.model
-    vcfg = VAEConfig(codebook_dim=icfg.codebook_dim, base_ch=m.get("base_ch", 128),
-                     ch_mult=m.get("decoder_ch_mult", (1, 2, 4, 4, 4)), num_res_blocks=m.get("num_res_blocks", 2))
-    torch.manual_seed(0)
-    vae = BSQVAE(vcfg).to(device=device, dtype=dtype).eval()
-    text = RandomText(icfg.text_channels, text_tokens, device)
-    return Pipeline(config, InfinityModel(config, icfg, model, vae, text, device, dtype), device, dtype)
+from ssgen.pipeline import resolve_dtype
 
 
 def main() -> None:
@@ -80,7 +47,7 @@ def main() -> None:
     for dt_name in args.dtype:
         dtype = resolve_dtype(dt_name, device)
         t0 = time.perf_counter()
-        pipe = build(args.model, dtype, device, args.text_tokens)
+        pipe = build_infinity(load_config(args.model), dtype, device, args.text_tokens)
         print(f"built {args.model} ({dt_name}) in {time.perf_counter() - t0:.1f} s", flush=True)
         prompts = [f"prompt {i}" for i in range(args.batch)]
         rate = matmul_rate(dtype, device)

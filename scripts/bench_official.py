@@ -1,6 +1,6 @@
 """Benchmark: ssgen's VAR against the official VAR sampler, side by side, in one process.
 
-Both run the same random real-size weights (ssgen's `scripts/bench.py` model, loaded strictly into
+Both run the same random real-size weights (`common.build_var`'s model, loaded strictly into
 the official modules), interleaved call by call so that a busy machine slows both alike, and the
 script prints the medians and the ratio ssgen/official (< 1: ssgen is faster). It also counts the
 transformer FLOPs of one generation and sets the achieved rate against a large matmul on this CPU.
@@ -23,7 +23,7 @@ What runs:
   runs it: fp32 weights under `torch.autocast("cpu", dtype=torch.bfloat16)`.
 Both under `torch.inference_mode()`.
 
-The FLOP line counts ssgen's transformer only: FlopCounterMode around each `VarRun.logits(k)` call
+The FLOP line counts ssgen's transformer only: FlopCounterMode around each `VarBackend.logits(k)` call
 (all blocks + head, both CFG halves; not the VAE, the sampler or the word embedding of the next
 input), in a run of its own; the transformer time is the sum of the `logits(k)` wall times in separate
 un-instrumented runs, and the reference matmul is timed between those runs. `--check` compares, in
@@ -41,9 +41,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fnmatch
-import importlib
-import io
 import json
 import math
 import os
@@ -53,95 +50,28 @@ import time
 from pathlib import Path
 
 import torch
+from common import (
+    MATMUL,
+    SAMPLING,
+    TINY_VAR,
+    build_official,
+    build_var,
+    cpu_info,
+    flop_formulas,
+    import_official,
+    interleave,
+    matmul_timer,
+    official_call,
+    ssgen_call,
+)
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import MATMUL, build_var, cpu_info, flop_formulas, interleave, matmul_timer  # noqa: E402
-
-from ssgen.backends.var.family import VarRun  # noqa: E402
-from ssgen.backends.var.model import IGNORED_KEYS_VAR  # noqa: E402
-from ssgen.backends.var.vae import IGNORED_KEYS_VAE  # noqa: E402
-from ssgen.errors import ConfigError, SSGenError, first_line  # noqa: E402
-from ssgen.pipeline import Pipeline  # noqa: E402
-
-EXTRACT_HINT = ("mkdir -p /tmp/var_official && git --git-dir=/work/.mirror/FoundationVision+VAR/repo archive HEAD "
-                "| tar -x -C /tmp/var_official (or git clone https://github.com/FoundationVision/VAR)")
-SAMPLING = dict(cfg=4.0, top_k=900, top_p=0.95, more_smooth=False)
-
-
-
-
-# ------------------------------------------------------------------------------------------------
-# machine
-# ------------------------------------------------------------------------------------------------
+from ssgen.backends.var.family import VarBackend
+from ssgen.errors import SSGenError, first_line
 
 
 def gflops(flops: float, seconds: list[float]) -> float:
     return flops / statistics.median(seconds) / 1e9
-
-
-# ------------------------------------------------------------------------------------------------
-# the official code
-# ------------------------------------------------------------------------------------------------
-
-
-def import_official(path: str | None):
-    """Import the official `models` package from its source folder -> the module."""
-    if not path:
-        raise ConfigError(f"no official VAR code: pass --official PATH or set SSGEN_OFFICIAL_VAR; get it with: "
-                          f"{EXTRACT_HINT}")
-    root = Path(path).expanduser().resolve()
-    if not (root / "models" / "var.py").is_file() or not (root / "dist.py").is_file():
-        raise ConfigError(f"{root} is not the official VAR source (no models/var.py, dist.py); get it with: "
-                          f"{EXTRACT_HINT}")
-    sys.path.insert(0, str(root))  # it imports itself as top-level `models` and `dist`
-    models = importlib.import_module("models")
-    if Path(models.__file__).resolve().parent != root / "models":
-        raise ConfigError(f"`import models` found {models.__file__}, not {root}/models: another package named "
-                          "models shadows it; run from a clean environment")
-    return models
-
-
-def load_strict(official: torch.nn.Module, sd: dict, allowed: tuple[str, ...]) -> list[str]:
-    """Load ssgen's state dict into the official module with strict=True.
-
-    Keys ssgen does not have are filled from the official module's own state dict, and must all match
-    `allowed` (ssgen's IGNORED_KEYS_*: training-only buffers, the VAE's encoder side). Returns them.
-    """
-    own = official.state_dict()
-    extra = [k for k in sd if k not in own]
-    if extra:
-        raise RuntimeError(f"ssgen has keys the official {type(official).__name__} lacks: {extra[:5]}")
-    taken = [k for k in own if k not in sd]
-    bad = [k for k in taken if not any(fnmatch.fnmatchcase(k, p) for p in allowed)]
-    if bad:
-        raise RuntimeError(f"official {type(official).__name__} needs keys ssgen lacks: {bad[:5]}")
-    official.load_state_dict({**{k: own[k] for k in taken}, **sd}, strict=True)
-    return taken
-
-
-def build_official(models, pipe: Pipeline):
-    """The official VQVAE + VAR with the architecture of ssgen's pipe and its weights (fp32, CPU)."""
-    vcfg, vae_cfg = pipe.family.var_cfg, pipe.family.vae.cfg
-    with contextlib.redirect_stdout(io.StringIO()):  # its constructor prints a config banner
-        vae = models.VQVAE(vocab_size=vcfg.vocab_size, z_channels=vcfg.latent_channels, ch=vae_cfg.ch,
-                           test_mode=True, share_quant_resi=vae_cfg.share_quant_resi, v_patch_nums=vcfg.patch_nums)
-        var = models.VAR(vae_local=vae, num_classes=vcfg.num_classes, depth=vcfg.depth, embed_dim=vcfg.width,
-                         num_heads=vcfg.heads, mlp_ratio=4.0, drop_rate=0.0, attn_drop_rate=0.0,
-                         drop_path_rate=0.1 * vcfg.depth / 24, norm_eps=vcfg.norm_eps, shared_aln=vcfg.shared_aln,
-                         cond_drop_rate=0.1, attn_l2_norm=vcfg.attn_l2_norm, patch_nums=vcfg.patch_nums,
-                         flash_if_available=False, fused_if_available=False)  # as models.build_vae_var
-    # Filled from the official modules themselves (ssgen derives or drops them):
-    #   VAR: lvl_1L, attn_bias_for_masking (training mask), blocks.*.attn.zero_k_bias (zeros);
-    #   VQVAE: encoder.*, quant_conv.* (image -> tokens only) and quantize.ema_vocab_hit_SV (training stat).
-    # Everything generation uses (codebook, phi convs, post_quant_conv, decoder.*) comes from ssgen.
-    taken = {"var": load_strict(var, pipe.state_dicts["var"], IGNORED_KEYS_VAR),  # ssgen's linears are prepacked
-             "vae": load_strict(vae, pipe.state_dicts["vae"], IGNORED_KEYS_VAE)}
-    var.eval(), vae.eval()
-    blocks = var.blocks
-    fast = {"flash": sum(b.attn.using_flash for b in blocks), "xformers": sum(b.attn.using_xform for b in blocks),
-            "fused_mlp": sum(b.ffn.fused_mlp_func is not None for b in blocks)}
-    return var, taken, fast
 
 
 def summarize_taken(keys: list[str]) -> str:
@@ -150,42 +80,28 @@ def summarize_taken(keys: list[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# the two calls
+# timing the transformer alone
 # ------------------------------------------------------------------------------------------------
-
-
-def ssgen_call(pipe: Pipeline, classes: list[int], seed: int, rng: str = "per-image"):
-    with torch.inference_mode():
-        return pipe.generate(classes=classes, seed=seed, ssg=False, rng=rng, **SAMPLING)
-
-
-def official_call(var, classes: list[int], seed: int, autocast: bool) -> torch.Tensor:
-    """The official sampler on the device its weights are on; `autocast`: bf16 autocast, as its demo runs."""
-    dev = next(var.parameters()).device
-    labels = torch.tensor(classes, dtype=torch.long, device=dev)
-    ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-    with torch.inference_mode(), ctx:
-        return var.autoregressive_infer_cfg(B=len(classes), label_B=labels, g_seed=seed, **SAMPLING)
 
 
 @contextlib.contextmanager
 def around_logits(make_ctx):
-    """Run every `VarRun.logits(k)` (the transformer: all blocks + head, CFG rows included) inside
+    """Run every `VarBackend.logits(k)` (the transformer: all blocks + head, CFG rows included) inside
     `make_ctx()`; restored on exit."""
-    orig = VarRun.logits
+    orig = VarBackend.logits
 
     def logits(self, k):
         with make_ctx():
             return orig(self, k)
 
-    VarRun.logits = logits
+    VarBackend.logits = logits
     try:
         yield
     finally:
-        VarRun.logits = orig
+        VarBackend.logits = orig
 
 
-def transformer_flops(pipe: Pipeline, classes: list[int]) -> int:
+def transformer_flops(pipe, classes: list[int]) -> int:
     """FLOPs of the transformer calls of one ssgen generation (FlopCounterMode around `logits` only,
     so the VAE's convolutions and the sampler are not counted)."""
     counters = []
@@ -199,7 +115,7 @@ def transformer_flops(pipe: Pipeline, classes: list[int]) -> int:
     return sum(c.get_total_flops() for c in counters)
 
 
-def transformer_seconds(pipe: Pipeline, classes: list[int], runs: int, matmul, per_run: int = 4):
+def transformer_seconds(pipe, classes: list[int], runs: int, matmul, per_run: int = 4):
     """Sum of the `logits(k)` wall times of a generation, for `runs` un-instrumented generations, each
     followed by `per_run` timed reference matmuls (adjacent in time: on a shared machine the load
     changes from minute to minute) -> (transformer seconds per run, matmul seconds)."""
@@ -225,7 +141,7 @@ def transformer_seconds(pipe: Pipeline, classes: list[int], runs: int, matmul, p
 # ------------------------------------------------------------------------------------------------
 
 
-def check_agreement(pipe: Pipeline, var, models, seed: int = 0, cls: int = 207) -> dict:
+def check_agreement(pipe, var, models, seed: int = 0, cls: int = 207) -> dict:
     """fp32, B=1, same seed: ssgen (rng="batch", the official draw order) against the official sampler.
     The official tokens are recorded by wrapping its sampler function."""
     tokens = []
@@ -283,10 +199,9 @@ def run(args) -> None:
           f"avx512_bf16={cpu['avx512_bf16']} avx2={cpu['avx2']}); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads", flush=True)
 
-    def build(dtype: torch.dtype) -> Pipeline:
-        if args.tiny:
-            return build_var(2, dtype, torch.device("cpu"), vae_ch=32, width=128, heads=2, keep_state_dicts=True)
-        return build_var(args.depth, dtype, torch.device("cpu"), keep_state_dicts=True)
+    def build(dtype: torch.dtype):
+        size = TINY_VAR if args.tiny else {"depth": args.depth}
+        return build_var(dtype=dtype, device=torch.device("cpu"), keep_state_dicts=True, **size)
 
     rows, checks = [], []
     for dt_name in args.dtype:

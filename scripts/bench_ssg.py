@@ -17,47 +17,37 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from bench import cpu_name, matmul_rate  # scripts/bench.py
+from common import HART_SCHEDULES, P256, RssSampler, cpu_name, matmul_rate, read_status
 
 from ssgen.backends.infinity.options import PN_SCALES, SCHEDULES
 from ssgen.guidance import prior_operator, ssg
 
-P256 = [(p, p) for p in (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)]
-HART1024 = [(p, p) for p in (1, 2, 3, 4, 5, 7, 9, 12, 16, 21, 27, 36, 48, 64)]
+VAR_GRIDS = [(p, p) for p in P256]
+HART_GRIDS = [(p, p) for p in HART_SCHEDULES[1024]]
 # (name, grids, logit channels per position, transformer parameters for the FLOP bound)
 CASES = [
-    ("var-d16 256px", P256, 4096, 310e6),
-    ("var-d30 256px", P256, 4096, 2.0e9),
+    ("var-d16 256px", VAR_GRIDS, 4096, 310e6),
+    ("var-d30 256px", VAR_GRIDS, 4096, 2.0e9),
     ("infinity-2b 0.06M", SCHEDULES[1.0][:PN_SCALES["0.06M"]], 64, 2.0e9),
     ("infinity-2b 1M", SCHEDULES[1.0][:PN_SCALES["1M"]], 64, 2.0e9),
     ("infinity-2b 1M 3:1", SCHEDULES[3.0][:PN_SCALES["1M"]], 64, 2.0e9),
-    ("hart 1024px", HART1024, 4096, 732e6),
+    ("hart 1024px", HART_GRIDS, 4096, 732e6),
 ]
 
 
-def peak_rss_reset() -> None:
-    """Reset the process's peak RSS (VmHWM) so the next read measures what follows (Linux)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
-def peak_rss() -> int:
-    for ln in Path("/proc/self/status").read_text().splitlines():
-        if ln.startswith("VmHWM:"):
-            return int(ln.split()[1]) * 1024
-    return 0
-
-
-def rss() -> int:
-    for ln in Path("/proc/self/status").read_text().splitlines():
-        if ln.startswith("VmRSS:"):
-            return int(ln.split()[1]) * 1024
-    return 0
+def build_operators(grid) -> tuple[list, float, int]:
+    """SSG's prior operators of every scale pair, built afresh -> (operators, seconds, the build's peak RssAnon
+    above what the process held before: its transient memory, sampled every millisecond)."""
+    prior_operator.cache_clear()
+    before = read_status().get("RssAnon", 0)
+    with RssSampler(interval=0.001) as mem:
+        t0 = time.perf_counter()
+        ops = [prior_operator(grid[k - 1], grid[k]) for k in range(1, len(grid))]
+        seconds = time.perf_counter() - t0
+    mem.sample()
+    return ops, seconds, max(0, mem.peak.get("RssAnon", 0) - before)
 
 
 def ssg_seconds(grid, C: int, B: int, repeat: int) -> float:
@@ -85,14 +75,8 @@ def main() -> None:
     print(f"{cpu_name()}, torch {torch.__version__}: large float32 matmul {rate:.0f} GFLOP/s")
     rows = []
     for name, grid, C, params in CASES:
-        prior_operator.cache_clear()
-        before = rss()
-        peak_rss_reset()
-        t0 = time.perf_counter()
-        ops = [prior_operator(grid[k - 1], grid[k]) for k in range(1, len(grid))]
-        build_s = time.perf_counter() - t0
+        ops, build_s, transient = build_operators(grid)
         op_bytes = sum(m.numel() * m.element_size() for m in ops)
-        transient = max(0, peak_rss() - before)
         tokens = sum(h * w for h, w in grid)
         bound_s = 2 * params * tokens * 2 / (rate * 1e9)  # per image: 2 FLOP per parameter per token, x2 rows
         for B in args.batch:

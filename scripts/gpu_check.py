@@ -1,20 +1,24 @@
-"""One short GPU check of the paths the CPU tests cannot reach (run it when a GPU is available).
+"""One short check of what only a GPU runs, then its timings: one JSON and a table.
 
-Checks, on cuda:0: the tiny VAR in float32 / bfloat16 / float16 gives finite images; the CUDA
-generators make per-image RNG batch-independent and repeatable; rng="batch" on CUDA matches itself;
-SSG runs in every dtype; `--compile` and `--cuda-graphs` give the eager tokens on the tiny VAR (all
-three tiny families with --compile); no host-device sync inside the loop
-(torch.cuda.set_sync_debug_mode("error")). Then it times, with random real-size weights (bf16):
-VAR-d16 at B = 1 and 16 with and without SSG; VAR-d30 at B = 1 and 64 (the batch speed-up per image
-is the issue's >= 4x); Infinity-2B at 1M (1024 px), SSG off and on, peak memory (both also compiled /
-as CUDA graphs with --compile; published anchor: 0.8 s per 1M image on an H100 after warm-up); and,
-with --official PATH, the official VAR sampler side by side on the same weights.
-Prints one line per check and writes one JSON (default gpu-check.json). The compiled timings are
-opt-in (`--compile`: every scale compiles once per batch size, minutes); --quick skips the d30 /
-Infinity timings. A lent GPU session has 15 minutes in all: run the default first, --compile if time
-is left.
+1. Correctness: the pytest tests marked `gpu` (tests/gpu: every dtype gives finite images with float32 logits, the
+   CUDA generators, rng="batch" on CUDA, no host-device sync in the loop, `--compile` / `--cuda-graphs` tokens
+   against eager). This script runs `pytest -m gpu tests/gpu` in a fresh process and records each test's outcome;
+   without --compile it leaves out the Infinity and HART compile cases (each compiles every scale: about a minute).
+2. Timings, with random real-size weights: VAR-d16 at B = 1 and 16 with and without SSG (bf16 and fp16); VAR-d30
+   at B = 1 and 64 (the speed-up per image of a large batch); Infinity-2B at 1M (1024 px), SSG off and on, peak
+   memory (published anchor: 0.8 s per 1M image on an H100 after warm-up); with --compile both also compiled / as
+   CUDA graphs; with --official PATH the official VAR sampler side by side on the same weights (bf16 autocast
+   against ssgen's bf16). --quick leaves out the VAR-d30 and Infinity-2B timings.
+
+Prints one line per test and timing, then a table, and writes one JSON (default gpu-check.json): `device`, `torch`,
+and one entry per test and timing: {"ok", "detail" (or "error" and "trace"), "s"}. The default run is sized for a
+few minutes on an H100; --compile adds minutes (every scale compiles once per batch size).
+
+`--device cpu --tiny` runs the whole script on a CPU with tiny models in place of the real-size ones (the gpu tests
+skip there): a check of the script itself, in about a minute.
 
     python scripts/gpu_check.py [--json out.json] [--official /path/to/VAR] [--quick] [--compile]
+    python scripts/gpu_check.py --device cpu --tiny --quick
 """
 
 from __future__ import annotations
@@ -22,166 +26,141 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import traceback
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import torch
+from common import (
+    TINY_VAR,
+    build_infinity,
+    build_official,
+    build_var,
+    cpu_name,
+    import_official,
+    interleave,
+    official_call,
+    ssgen_call,
+    time_generate,
+    time_interleaved,
+)
 
 import ssgen
-from ssgen.backends.var.tiny import make_tiny_var
+from ssgen.compile import compile_family
+from ssgen.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_TESTS = "tests/gpu"
+COMPILE_ALL_FAMILIES = ["tests/gpu/test_gpu_compile.py::test_compiled_tokens_equal_eager[infinity]",
+                        "tests/gpu/test_gpu_compile.py::test_compiled_tokens_equal_eager[hart]"]  # with --compile
+SSG_ON = dict(beta=0.5, scales=(1, -1))  # the widest range: the worst case for SSG's overhead
 
 
-def check(name: str, results: dict, fn) -> None:
+# ------------------------------------------------------------------------------------------------
+# correctness: the gpu tests
+# ------------------------------------------------------------------------------------------------
+
+
+def run_gpu_tests(compile_all: bool) -> dict:
+    """`pytest -m gpu tests/gpu` in a fresh process (its report printed as it runs) -> one entry per test, and
+    one for the run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "gpu-tests.xml"
+        cmd = [sys.executable, "-m", "pytest", "-m", "gpu", GPU_TESTS, "-q", "-p", "no:cacheprovider",
+               f"--junitxml={report}"]
+        if not compile_all:
+            cmd += [f"--deselect={test}" for test in COMPILE_ALL_FAMILIES]
+        t0 = time.perf_counter()
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        seconds = round(time.perf_counter() - t0, 3)
+        results = read_junit(report) if report.exists() else {}
+    passed = sum(1 for r in results.values() if r.get("detail") == "passed")
+    skipped = sum(1 for r in results.values() if r.get("detail", "").startswith("skipped"))
+    results[f"pytest -m gpu {GPU_TESTS}"] = {"ok": rc == 0, "s": seconds,
+                                              "detail": f"exit {rc}: {len(results)} tests, {passed} passed, "
+                                                        f"{skipped} skipped"}
+    return results
+
+
+def read_junit(path: Path) -> dict:
+    """pytest's JUnit XML report -> {"module::test": {"ok", "detail" (passed / skipped: why) or "error" and
+    "trace", "s"}}."""
+    results = {}
+    for case in ET.parse(path).iter("testcase"):
+        name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        entry = {"ok": True, "detail": "passed", "s": round(float(case.get("time", 0)), 3)}
+        failed = case.find("failure") if case.find("failure") is not None else case.find("error")
+        skipped = case.find("skipped")
+        if failed is not None:
+            entry = {"ok": False, "error": failed.get("message", ""), "trace": failed.text or "", "s": entry["s"]}
+        elif skipped is not None:
+            entry["detail"] = f"skipped: {skipped.get('message', '')}"
+        results[name] = entry
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# timings
+# ------------------------------------------------------------------------------------------------
+
+
+def timed(name: str, results: dict, fn) -> None:
+    """Run one timing; record and print its figures, or its error, and go on: one run should report everything."""
     t0 = time.perf_counter()
     try:
         detail = fn()
         results[name] = {"ok": True, "detail": detail, "s": round(time.perf_counter() - t0, 3)}
         print(f"ok    {name}: {detail}", flush=True)
-    except Exception as e:  # report and go on: one run should say everything
+    except Exception as e:  # report and go on
         results[name] = {"ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()}
         print(f"FAIL  {name}: {type(e).__name__}: {e}", flush=True)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--json", default="gpu-check.json")
-    ap.add_argument("--depth", type=int, default=16)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--official", default=None, help="the official VAR source folder (scripts/bench_official.py)")
-    ap.add_argument("--quick", action="store_true", help="skip the VAR-d30 and Infinity-2B timings")
-    ap.add_argument("--compile", action="store_true", help="also time --compile / --cuda-graphs on VAR-d30 and "
-                    "Infinity-2B (each scale compiles once per batch size: minutes)")
-    args = ap.parse_args()
-    if not torch.cuda.is_available():
-        print("no CUDA device")
-        return 1
-    res: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
-    tiny = make_tiny_var(tempfile.mkdtemp())
-
-    for dt in ("float32", "bfloat16", "float16"):
-        def run(dt=dt):
-            p = ssgen.load(str(tiny), device="cuda", dtype=dt)
-            r = p.generate(classes=[1, 2, 3], seed=0, ssg=ssgen.SSG(beta=0.5, scales=(1, -1)), keep_logits=True)
-            assert torch.isfinite(r.pixels).all() and r.logits[-1].dtype == torch.float32
-            return f"{tuple(r.pixels.shape)} finite, logits fp32"
-        check(f"tiny VAR {dt} + SSG", res, run)
-
-    def per_image():
-        p = ssgen.load(str(tiny), device="cuda", dtype="float32")
-        both = p.generate(classes=[22, 980], seed=3, ssg=False)
-        solo = p.generate(classes=[980], seeds=[4], ssg=False)
-        again = p.generate(classes=[22, 980], seed=3, ssg=False)
-        same = all(torch.equal(a[1], b[0]) for a, b in zip(both.tokens, solo.tokens))
-        assert all(torch.equal(a, b) for a, b in zip(both.tokens, again.tokens)), "not repeatable"
-        assert same, "per-image tokens depend on the batch"
-        return f"tokens batch-independent; pixel diff {(both.pixels[1] - solo.pixels[0]).abs().max().item():.2e}"
-    check("per-image CUDA generators", res, per_image)
-
-    def batch_mode():
-        p = ssgen.load(str(tiny), device="cuda", dtype="float32")
-        a = p.generate(classes=[1, 2], seed=7, rng="batch", ssg=False)
-        b = p.generate(classes=[1, 2], seed=7, rng="batch", ssg=False)
-        assert all(torch.equal(x, y) for x, y in zip(a.tokens, b.tokens))
-        return "repeatable"
-    check("batch RNG on CUDA", res, batch_mode)
-
-    def hart_batch_mode():
-        from ssgen.backends.hart.tiny import make_tiny_hart
-
-        p = ssgen.load(str(make_tiny_hart(tempfile.mkdtemp())), device="cuda", dtype="float32")
-        a = p.generate(prompts=["a red fox", "a cat"], seed=7, rng="batch", ssg=False)
-        b = p.generate(prompts=["a red fox", "a cat"], seed=7, rng="batch", ssg=False)
-        assert torch.equal(a.pixels, b.pixels) and torch.isfinite(a.pixels).all()
-        return "residual diffusion (x_T from the CPU generator, steps on CUDA) repeatable"
-    check("HART batch RNG on CUDA", res, hart_batch_mode)
-
-    def bench():
-        sys.path.insert(0, "scripts")
-        from bench import build_var, time_generate
-
-        out = {}
-        for dt in (torch.bfloat16, torch.float16):
-            pipe = build_var(args.depth, dt, torch.device("cuda"))
-            for b in (1, 16):
-                off = time_generate(pipe, b, False, args.repeat)
-                on = time_generate(pipe, b, ssgen.SSG(beta=0.5, scales=(1, -1)), args.repeat)
-                out[f"{dt}-B{b}"] = {"off_s": statistics.median(off), "on_s": statistics.median(on),
-                                     "ratio": statistics.median(on) / statistics.median(off),
-                                     "images_per_s": b / statistics.median(off)}
-            del pipe
-            torch.cuda.empty_cache()
-        return out
-    check(f"VAR-d{args.depth} speed", res, bench)
-
-    def compiled_tokens():
-        from ssgen.backends.hart.tiny import make_tiny_hart
-        from ssgen.backends.infinity.tiny import make_tiny_infinity
-
-        out = {}
-        cases = [("var", make_tiny_var, {"classes": [1, 2]}),
-                 ("infinity", make_tiny_infinity, {"prompts": ["a red fox", "a cat"]}),
-                 ("hart", make_tiny_hart, {"prompts": ["a red fox", "a cat"]})]
-        for name, make, kw in cases if args.compile else cases[:1]:  # each compile costs ~a minute
-            path = str(make(tempfile.mkdtemp()))
-            eager = ssgen.load(path, device="cuda", dtype="float32").generate(**kw, seed=3, ssg=False)
-            for mode in (True, "cuda-graphs"):
-                p = ssgen.load(path, device="cuda", dtype="float32", compile=mode)
-                p.generate(**kw, seed=3, ssg=False)  # compiles every scale
-                r = p.generate(**kw, seed=3, ssg=False)
-                same = sum(torch.equal(a, b) for a, b in zip(r.tokens, eager.tokens))
-                out[f"{name}-{mode}"] = f"{same}/{len(r.tokens)} scales equal"
-        return out
-    check("compile / cuda-graphs tokens vs eager (tiny, fp32)", res, compiled_tokens)
-
-    def no_sync():
-        p = ssgen.load(str(tiny), device="cuda", dtype="float32")
-        import ssgen.loop as loop
-
-        orig = loop.run
-
-        def strict(backend, *a, **kw):  # the final decode may sync (to PIL); the per-scale loop may not
-            dec = backend.decode
-            torch.cuda.set_sync_debug_mode("error")
-            try:
-                backend.decode = lambda rng: (torch.cuda.set_sync_debug_mode(0), dec(rng))[1]
-                return orig(backend, *a, **kw)
-            finally:
-                torch.cuda.set_sync_debug_mode(0)
-        import ssgen.pipeline as pl
-        pl.run_loop = strict
-        try:
-            p.generate(classes=[1, 2], seed=0, ssg=ssgen.SSG(beta=0.5, scales=(1, -1)))
-        finally:
-            pl.run_loop = orig
-        return "no synchronizing call between the first logits and the decode"
-    check("no host-device sync in the loop", res, no_sync)
-
-    if not args.quick:
-        extra = ("default", "cuda-graphs") if args.compile else ()
-        check("VAR-d30 B=1 / B=64 (bf16)", res, lambda: var_d30(args.repeat, (None, *extra)))
-        check("Infinity-2B 1M, SSG off / on (bf16)", res,
-              lambda: infinity_1m(max(2, args.repeat // 2), (None, *extra[:1])))
-    if args.official:
-        check("official VAR sampler side by side (d16 and d30, bf16 autocast vs ssgen bf16)", res,
-              lambda: official_side_by_side(args.official, args.repeat))
-
-    with open(args.json, "w") as f:
-        json.dump(res, f, indent=1)
-    print(f"wrote {args.json}")
-    return 0 if all(v.get("ok", True) for v in res.values() if isinstance(v, dict)) else 1
+def var_size(depth: int, tiny: bool) -> dict:
+    """build_var's size arguments: VAR-d{depth}, or the tiny VAR at 64 px (its batches of 64 take seconds on a
+    CPU)."""
+    return {**TINY_VAR, "patch_nums": (1, 2, 3, 4)} if tiny else {"depth": depth}
 
 
-def var_d30(repeat: int, modes=(None,)) -> dict:
-    sys.path.insert(0, "scripts")
-    from bench import build_var, time_generate
+def infinity_config(tiny: bool):
+    """Infinity-2B's registered config, or a tiny Infinity's (written into a temporary folder)."""
+    if not tiny:
+        return load_config("infinity-2b")
+    from ssgen.backends.infinity.tiny import make_tiny_infinity
 
-    from ssgen.compile import compile_family
+    return load_config(make_tiny_infinity(tempfile.mkdtemp()))
 
+
+def release(device: torch.device) -> None:
+    """Forget compiled graphs and cached GPU memory between models."""
+    torch._dynamo.reset()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def var_speed(depth: int, tiny: bool, device: torch.device, repeat: int) -> dict:
+    """VAR-d{depth} at B = 1 and 16 in bf16 and fp16: seconds per call without and with SSG."""
+    out = {}
+    for dtype in (torch.bfloat16, torch.float16):
+        pipe = build_var(dtype=dtype, device=device, **var_size(depth, tiny))
+        for b in (1, 16):
+            off = statistics.median(time_generate(pipe, b, False, repeat))
+            on = statistics.median(time_generate(pipe, b, ssgen.SSG(**SSG_ON), repeat))
+            out[f"{dtype}-B{b}"] = {"off_s": off, "on_s": on, "ratio": on / off, "images_per_s": b / off}
+        del pipe
+        release(device)
+    return out
+
+
+def var_d30(tiny: bool, device: torch.device, repeat: int, modes=(None,)) -> dict:
+    """VAR-d30 in bf16 at B = 1 and 64 for each compile mode: seconds per image and the large batch's speed-up."""
     out = {}
     for mode in modes:
-        pipe = build_var(30, torch.bfloat16, torch.device("cuda"))
+        pipe = build_var(dtype=torch.bfloat16, device=device, **var_size(30, tiny))
         compile_family(pipe.family, mode)
         per = {}
         for b in (1, 64):
@@ -192,47 +171,39 @@ def var_d30(repeat: int, modes=(None,)) -> dict:
         print(f"      d30 {mode or 'eager'}: B=1 {per[1]:.3f} s/image, B=64 {per[64]:.4f} s/image "
               f"({per[1] / per[64]:.1f}x)", flush=True)
         del pipe
-        torch._dynamo.reset()
-        torch.cuda.empty_cache()
+        release(device)
     return out
 
 
-def infinity_1m(repeat: int, modes=(None,)) -> dict:
-    sys.path.insert(0, "scripts")
-    from bench import time_interleaved
-    from bench_infinity import build
-
-    from ssgen.compile import compile_family
-
+def infinity_1m(tiny: bool, device: torch.device, repeat: int, modes=(None,)) -> dict:
+    """Infinity-2B in bf16 at pn 1M for each compile mode: seconds per image, SSG off and on, peak GPU memory."""
     out = {}
+    config = infinity_config(tiny)
     for mode in modes:
-        pipe = build("infinity-2b", torch.bfloat16, torch.device("cuda"), 32)
+        pipe = build_infinity(config, torch.bfloat16, device, 32)
         compile_family(pipe.family, mode)
         t = time_interleaved(pipe, {"prompts": ["a red fox"], "pn": "1M"},
-                             {"off": False, "on": ssgen.SSG(beta=0.5, scales=(1, -1))}, repeat, warmup=1)
+                             {"off": False, "on": ssgen.SSG(**SSG_ON)}, repeat, warmup=1)
         off, on = statistics.median(t["off"]), statistics.median(t["on"])
-        out[mode or "eager"] = {"s_per_image": off, "s_per_image_ssg": on, "ssg_ratio": on / off,
-                                "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+        peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+        out[mode or "eager"] = {"s_per_image": off, "s_per_image_ssg": on, "ssg_ratio": on / off, "peak_gib": peak}
         print(f"      infinity-2b 1M {mode or 'eager'}: {off:.3f} s/image, SSG {on / off:.3f}x", flush=True)
         del pipe
-        torch._dynamo.reset()
-        torch.cuda.empty_cache()
+        release(device)
     return out
 
 
-def official_side_by_side(path: str, repeat: int) -> dict:
-    sys.path.insert(0, "scripts")
-    from bench import build_var, interleave
-    from bench_official import build_official, import_official, official_call, ssgen_call
-
+def official_side_by_side(path: str, tiny: bool, device: torch.device, repeat: int) -> dict:
+    """The official VAR sampler (fp32 weights under bf16 autocast, as its demo) against ssgen in bf16, the same
+    weights, interleaved: d16 at B = 1 and 16, d30 at B = 1 and 64."""
     models = import_official(path)
     out = {}
     for depth, b in ((16, 1), (16, 16), (30, 1), (30, 64)):
-        pipe = build_var(depth, torch.bfloat16, torch.device("cuda"), keep_state_dicts=True)
+        pipe = build_var(dtype=torch.bfloat16, device=device, keep_state_dicts=True, **var_size(depth, tiny))
         var, _, fast = build_official(models, pipe)  # fp32 weights, as the demo (autocast does the rest)
-        var = var.float().cuda()
-        var.vae_proxy[0].cuda(), var.vae_quant_proxy[0].cuda()
-        var.rng = torch.Generator(device="cuda")  # built on its dist.get_device(), the CPU here
+        var = var.float().to(device)
+        var.vae_proxy[0].to(device), var.vae_quant_proxy[0].to(device)
+        var.rng = torch.Generator(device=device)  # built on its dist.get_device(), the CPU here
         classes = [(207 + i) % 1000 for i in range(b)]
         t = interleave({"ssgen": lambda r, p=pipe, c=classes: ssgen_call(p, c, r),
                         "official": lambda r, v=var, c=classes: official_call(v, c, r, autocast=True)}, repeat)
@@ -240,8 +211,63 @@ def official_side_by_side(path: str, repeat: int) -> dict:
         out[f"d{depth}-B{b}"] = {"ssgen_s": a, "official_s": o, "ratio": a / o, "official_fast_paths": fast}
         print(f"      d{depth} B={b}: ssgen {a:.3f} s, official {o:.3f} s, ratio {a / o:.2f}", flush=True)
         del pipe, var
-        torch.cuda.empty_cache()
+        release(device)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def print_table(results: dict) -> None:
+    """Every test and timing: ok / FAIL / skip, seconds, and its figures or error in short."""
+    print(f"\n{'':5s} {'s':>8s}  check")
+    for name, r in results.items():
+        if not isinstance(r, dict):
+            continue
+        skipped = str(r.get("detail", "")).startswith("skipped")
+        status = "FAIL" if not r["ok"] else "skip" if skipped else "ok"
+        what = r.get("error") or r.get("detail")
+        what = what if isinstance(what, str) else json.dumps(what)
+        print(f"{status:5s} {r.get('s', 0):8.1f}  {name}: {what[:100]}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", default="gpu-check.json")
+    ap.add_argument("--depth", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--official", default=None, help="the official VAR source folder (scripts/bench_official.py)")
+    ap.add_argument("--quick", action="store_true", help="skip the VAR-d30 and Infinity-2B timings")
+    ap.add_argument("--compile", action="store_true", help="also time --compile / --cuda-graphs on VAR-d30 and "
+                    "Infinity-2B, and check the tiny Infinity and HART compiled (each scale compiles once per batch "
+                    "size: minutes)")
+    ap.add_argument("--device", default="cuda", help="cuda (default), or cpu with --tiny to check this script")
+    ap.add_argument("--tiny", action="store_true", help="tiny models in place of the real-size ones in the timings")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device (--device cpu --tiny runs this script on a CPU with tiny models)")
+        return 1
+    res: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+                 "torch": torch.__version__}
+    res.update(run_gpu_tests(args.compile))
+
+    tiny, repeat = args.tiny, args.repeat
+    timed(f"VAR-d{args.depth} speed", res, lambda: var_speed(args.depth, tiny, device, repeat))
+    if not args.quick:
+        extra = ("default", "cuda-graphs") if args.compile else ()
+        timed("VAR-d30 B=1 / B=64 (bf16)", res, lambda: var_d30(tiny, device, repeat, (None, *extra)))
+        timed("Infinity-2B 1M, SSG off / on (bf16)", res,
+              lambda: infinity_1m(tiny, device, max(2, repeat // 2), (None, *extra[:1])))
+    if args.official:
+        timed("official VAR sampler side by side (d16 and d30, bf16 autocast vs ssgen bf16)", res,
+              lambda: official_side_by_side(args.official, tiny, device, repeat))
+
+    print_table(res)
+    with open(args.json, "w") as f:
+        json.dump(res, f, indent=1)
+    print(f"wrote {args.json}")
+    return 0 if all(v["ok"] for v in res.values() if isinstance(v, dict)) else 1
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
-"""Peak anonymous memory of loading a model in bf16 from fp32 files (issue 11: "load in the memory a user has").
+"""Peak anonymous memory of loading a model in bf16 from fp32 files: loading must fit in the memory a user has.
 
 Writes a random-weight checkpoint of a real family layout, made with the family's own modules (VAR: a
 `torch.save` .pth; Infinity: the 8B layout, safetensors shards with their index.json), then loads it with
-`ssgen.load(..., dtype=bfloat16)` in a fresh subprocess that samples /proc/self/status (RssAnon, every
-millisecond) from a thread. File-backed pages of the memory-mapped checkpoint are not counted: the kernel
+`ssgen.load(..., dtype=bfloat16)` in a fresh process (this script with --load) that samples RssAnon from a thread
+every millisecond (common.RssSampler). File-backed pages of the memory-mapped checkpoint are not counted: the kernel
 can drop them. Target: peak RssAnon <= base + 1.15 x the loaded model's own bytes (transformer, VAE and text
 encoder, in the dtypes they run in), where base is what the process holds before loading: torch, ssgen, the
 family's modules and, for the text-to-image families, transformers' model classes and torch._dynamo (which
-transformers' loading imports: ~100 MB, whatever the model's size). A bare `import torch` is reported too.
+transformers' loading imports: ~100 MB, whatever the model's size). What the process holds with only torch (and
+this script's helpers) imported is reported too, as `bare`.
 
     .venv/bin/python scripts/load_memory.py var        # ~300 MB fp32 VAR-like .pth
     .venv/bin/python scripts/load_memory.py infinity   # ~290 MB fp32 Infinity-like safetensors shards
@@ -21,58 +22,57 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+from common import RssSampler, read_status
 
 TARGET = 1.15
 
-CHILD = r"""
-import json, sys, threading, time
 
-def anon():
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('RssAnon:'):
-                return int(line.split()[1]) * 1024
-peak = [0]
-stop = threading.Event()
-def sample():
-    while not stop.is_set():
-        peak[0] = max(peak[0], anon())
-        time.sleep(0.001)
+def import_family_code(family: str) -> None:
+    """Import what loading `family` imports before its first weight is read, so that `base` holds it: the
+    family's modules and, for the text-to-image families, the text encoder's library (whose loading imports
+    torch._dynamo and the model classes)."""
+    from ssgen.backends import family as family_spec
 
-import torch
-bare = anon()
-import ssgen
-from ssgen.backends import loader
-from ssgen.config import load_config
-config = load_config(sys.argv[1])
-loader(config.family)  # the family's modules
-if config.family != 'var':  # the text encoder's library: its loading imports torch._dynamo and the model classes
-    import torch._dynamo  # noqa: F401
-    from transformers import AutoModel, AutoTokenizer, Qwen2Model, T5EncoderModel  # noqa: F401
-base = anon()
-t = threading.Thread(target=sample, daemon=True)
-t.start()
-t0 = time.perf_counter()
-pipe = ssgen.load(sys.argv[1], device='cpu', dtype=sys.argv[2])
-seconds = time.perf_counter() - t0
-time.sleep(0.01)
-stop.set(); t.join()
-peak[0] = max(peak[0], anon())
-fam = pipe.family
-mods = [getattr(fam, n) for n in ('var', 'vae', 'model', 'tokenizer')
-        if isinstance(getattr(fam, n, None), torch.nn.Module)]
-text = getattr(fam, 'text', None)
-for n in ('encoder', 'model'):
-    if isinstance(getattr(text, n, None), torch.nn.Module):
-        mods.append(getattr(text, n))
-def nbytes(m):
-    ts = list(m.parameters()) + list(m.buffers())
-    ts += [x.packed for x in m.modules() if 'packed' in x.__dict__]  # Infinity's oneDNN-prepacked weights
-    return sum(t.numel() * t.element_size() for t in ts)
-model = sum(nbytes(m) for m in mods)
-print(json.dumps(dict(bare=bare, base=base, peak=peak[0], model=model, seconds=seconds)))
-"""
+    family_spec(family).load()
+    if family != "var":
+        import torch._dynamo  # noqa: F401
+        from transformers import AutoModel, AutoTokenizer, Qwen2Model, T5EncoderModel  # noqa: F401
+
+
+def model_bytes(family) -> int:
+    """The loaded model's own bytes: every parameter and buffer of its transformer, VAE and text encoder, and the
+    oneDNN-prepacked weights that replace the plain ones on the CPU."""
+    import torch
+
+    mods = [getattr(family, n) for n in ("var", "vae", "model", "tokenizer")
+            if isinstance(getattr(family, n, None), torch.nn.Module)]
+    text = getattr(family, "text", None)
+    mods += [getattr(text, n) for n in ("encoder", "model") if isinstance(getattr(text, n, None), torch.nn.Module)]
+    tensors = [t for m in mods for t in (*m.parameters(), *m.buffers())]
+    tensors += [x.packed for m in mods for x in m.modules() if "packed" in x.__dict__]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def measure_here(yml: Path, dtype: str) -> dict:
+    """In this process: RssAnon with torch imported (bare), with ssgen and the family's code imported (base), its
+    peak while `ssgen.load` runs, the seconds loading took and the loaded model's own bytes."""
+    bare = read_status()["RssAnon"]
+    import ssgen
+    from ssgen.config import load_config
+
+    import_family_code(load_config(yml).family)
+    base = read_status()["RssAnon"]
+    with RssSampler(interval=0.001) as mem:
+        t0 = time.perf_counter()
+        pipe = ssgen.load(str(yml), device="cpu", dtype=dtype)
+        seconds = time.perf_counter() - t0
+        time.sleep(0.01)  # a last sample or more after loading
+    mem.sample()
+    return {"bare": bare, "base": base, "peak": mem.peak["RssAnon"], "model": model_bytes(pipe.family),
+            "seconds": seconds}
 
 
 def save_shards(sd: dict, folder: Path, n: int = 2) -> Path:
@@ -136,8 +136,10 @@ def make_infinity(out: Path) -> Path:
     return edit(yml, "transformer", save_shards(sd, out / "infinity_8b_weights"))
 
 
-def measure(yml: Path, dtype: str = "bfloat16") -> dict:
-    r = subprocess.run([sys.executable, "-c", CHILD, str(yml), dtype], capture_output=True, text=True, check=True)
+def measure(yml: Path, family: str, dtype: str = "bfloat16") -> dict:
+    """Load `yml` (a model of `family`) in a fresh process (`measure_here`) and compare its peak with the target."""
+    cmd = [sys.executable, __file__, family, "--dtype", dtype, "--load", str(yml)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True)
     m = json.loads(r.stdout.strip().splitlines()[-1])
     m["extra"] = m["peak"] - m["base"]
     m["ratio"] = m["extra"] / m["model"]
@@ -150,12 +152,18 @@ def main() -> None:
     ap.add_argument("family", choices=["var", "infinity", "all"])
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--load", metavar="YAML", type=Path,
+                    help="measure loading this model config in this process and print the figures as JSON "
+                         "(what the measurement runs in a fresh process)")
     args = ap.parse_args()
+    if args.load:
+        print(json.dumps(measure_here(args.load, args.dtype)))
+        return
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for fam in (["var", "infinity"] if args.family == "all" else [args.family]):
             yml = (make_var if fam == "var" else make_infinity)(Path(tmp) / fam)
-            results[fam] = measure(yml, args.dtype)
+            results[fam] = measure(yml, fam, args.dtype)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -12,7 +12,7 @@ Steps:
    stored; safetensors files (Infinity-8B's 33.5 GB of shards, the text encoders) are never stored: the
    server generates their bytes on the fly, deterministically, and their sha256 is computed once by
    streaming and remembered beside the stored files. Free disk space is checked first.
-2. Serve them on 127.0.0.1 with tests/hubserver.py's HubServer (one commit for every repo), with a fresh
+2. Serve them on 127.0.0.1 with ssgen.testing.hubserver's HubServer (one commit for every repo), with a fresh
    HF_HOME (WORK/MODEL/hf_home, deleted at the end unless --keep-cache).
 3. Write WORK/MODEL/MODEL.yaml: the released config with `revision:` = the server's commit and the computed
    `sha256:` of every file role. Then, each command a subprocess of the installed `ssgen`:
@@ -23,8 +23,8 @@ Steps:
         (Infinity at pn 0.06M, 256 px; HART at 1024 px, the only schedule its files define), which must
         send no request and hash nothing either.
    Every command's RssAnon (anonymous memory: file-backed pages of memory-mapped checkpoints do not count) is
-   sampled every 50 ms from /proc/PID/status; its load, first-image and per-image times come from the
-   `timings` of `ssgen generate --json`.
+   sampled every 50 ms from /proc/PID/status (common.RssSampler); its load, first-image and per-image times come
+   from the `timings` of `ssgen generate --json`.
 4. Print a table and write WORK/MODEL.json: per dtype the times, peak RssAnon, the model's own bytes in the
    run dtype (parameters x dtype size, per role) and a bare `import torch` process's RssAnon.
 
@@ -41,23 +41,21 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import yaml
+from common import RssSampler, cpu_info
 from rehearse_files import SafetensorsFile, fingerprint, write_pth
 from rehearse_models import MODELS, Plan, RepoFile, config, gb
 from rehearse_models import plan as make_plan
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from hubserver import HubServer, _File, git_blob_sha1  # noqa: E402  (the tests' loopback Hub)
+from ssgen.testing.hubserver import HubFile, HubServer, lfs_oid
 
+ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
 MARGIN = 2 * 10**9  # disk space kept free beyond what the rehearsal writes
 GiB = 2**30
@@ -68,12 +66,7 @@ GiB = 2**30
 # ---------------------------------------------------------------------------------------------------
 
 
-def lfs_oid(sha256: str, size: int) -> str:
-    """The git blob id of a file's LFS pointer (what the Hub lists as a big file's `oid`)."""
-    return git_blob_sha1(f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n".encode())
-
-
-class GeneratedFile(_File):
+class GeneratedFile(HubFile):
     """A served file whose bytes are generated for each request (never stored)."""
 
     def __init__(self, path: str, source: SafetensorsFile, sha256: str):
@@ -115,9 +108,9 @@ def is_current(f: RepoFile, key: str, disk: Path) -> bool:
     return f.fmt == "safetensors" or (disk.is_file() and disk.stat().st_size == rec.get("size"))
 
 
-def materialize(p: Plan, store: Path) -> tuple[dict[str, dict[str, _File]], dict[tuple[str, str], dict]]:
+def materialize(p: Plan, store: Path) -> tuple[dict[str, dict[str, HubFile]], dict[tuple[str, str], dict]]:
     """Write (or reuse) every file of the plan; -> served files per repo, and {(repo, path): info}."""
-    served: dict[str, dict[str, _File]] = {}
+    served: dict[str, dict[str, HubFile]] = {}
     info: dict[tuple[str, str], dict] = {}
     for repo, files in p.repos.items():
         out = served.setdefault(repo, {})
@@ -148,9 +141,9 @@ def materialize(p: Plan, store: Path) -> tuple[dict[str, dict[str, _File]], dict
                 rec = read_record(disk)
                 if f.fmt == "pth":
                     size, sha = rec["size"], rec["sha256"]
-                    out[f.path] = _File(f.path, None, disk, size, sha, lfs_oid(sha, size))
+                    out[f.path] = HubFile(f.path, None, disk, size, sha, lfs_oid(sha, size))
                 else:
-                    out[f.path] = _File.make(f.path, f.data)
+                    out[f.path] = HubFile.make(f.path, f.data)
             if not fresh:
                 print(f"    {time.perf_counter() - t0:.1f} s", flush=True)
             rec = read_record(disk)
@@ -205,14 +198,6 @@ def dir_size(d: Path) -> int:
 # ---------------------------------------------------------------------------------------------------
 
 
-def status_kb(pid: int, fields=("RssAnon", "RssFile", "VmHWM")) -> dict[str, int]:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return {}
-    return {f: int(m[1]) for f in fields if (m := re.search(rf"^{f}:\s+(\d+) kB", text, re.M))}
-
-
 def measure(cmd: list[str], env: dict, log: Path, hub: HubServer | None = None, record: Path | None = None) -> dict:
     """Run a command; its wall time, peak RssAnon / RssFile (sampled every 50 ms) and VmHWM, the Hub requests
     it made, whether it rewrote ssgen's sha256 record, the time its stdout lines arrived, and its JSON output."""
@@ -222,30 +207,14 @@ def measure(cmd: list[str], env: dict, log: Path, hub: HubServer | None = None, 
     load_before = os.getloadavg()[0]  # the machine is shared: a busy CPU slows every figure below
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
-    peak: dict[str, int] = {}
-    trace: list[tuple[float, int]] = []  # (seconds since launch, RssAnon bytes): splits loading from generating
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            status = status_kb(proc.pid)
-            for k, v in status.items():
-                peak[k] = max(peak.get(k, 0), v)
-            if "RssAnon" in status:
-                trace.append((time.perf_counter() - t0, status["RssAnon"] * 1024))
-            done.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    lines = [(time.perf_counter() - t0, line) for line in proc.stdout]  # PYTHONUNBUFFERED: lines as printed
-    rc = proc.wait()
-    wall = time.perf_counter() - t0
-    done.set()
-    sampler.join()
+    with RssSampler(proc.pid, interval=0.05, t0=t0) as mem:  # its samples split loading from generating
+        lines = [(time.perf_counter() - t0, line) for line in proc.stdout]  # PYTHONUNBUFFERED: lines as printed
+        rc = proc.wait()
+        wall = time.perf_counter() - t0
     result = {"cmd": " ".join(cmd), "rc": rc, "wall_s": round(wall, 2), "log": str(log),
-              "peak_rss_anon_bytes": peak.get("RssAnon", 0) * 1024,
-              "peak_rss_file_bytes": peak.get("RssFile", 0) * 1024, "vm_hwm_bytes": peak.get("VmHWM", 0) * 1024,
-              "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "trace": trace}
+              "peak_rss_anon_bytes": mem.peak.get("RssAnon", 0), "peak_rss_file_bytes": mem.peak.get("RssFile", 0),
+              "vm_hwm_bytes": mem.peak.get("VmHWM", 0),
+              "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)], "trace": mem.samples}
     for at, line in lines:
         if line.startswith("{"):
             try:
@@ -265,29 +234,19 @@ def measure(cmd: list[str], env: dict, log: Path, hub: HubServer | None = None, 
     return result
 
 
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    m = re.search(r"^flags\s*:(.*)$", text, re.M)
-    return set(m[1].split()) if m else set()
-
-
-def cpu_name() -> str:
-    try:
-        m = re.search(r"^model name\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)
-        return m[1].strip() if m else platform.processor()
-    except OSError:
-        return platform.processor()
-
-
-def bf16_native() -> str | None:
-    """None when the CPU runs bf16 natively (AVX512-BF16 or AMX-BF16), else why bf16 is skipped."""
-    flags = cpu_flags()
-    if flags & {"avx512_bf16", "amx_bf16"}:
+def bf16_skipped() -> str | None:
+    """None when the rehearsal runs bf16 here (the CPU computes it natively), else why it is skipped."""
+    if cpu_info()["bf16_native"]:
         return None
     return "the CPU has neither avx512_bf16 nor amx_bf16 (bf16 would be emulated: slow and not what users run)"
+
+
+def machine() -> dict:
+    """The machine a report was measured on."""
+    reported = ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    cpu = cpu_info(reported)
+    return {"cpu": cpu["model_name"], "cores": cpu["cores"], "python": platform.python_version(),
+            "bf16_native": cpu["bf16_native"], "cpu_flags": sorted(f for f in reported if cpu[f])}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -383,9 +342,7 @@ def rehearse(args) -> dict:
     ssgen = [str(exe)] if exe.exists() else [sys.executable, "-m", "ssgen"]
 
     report: dict = {"model": p.name, "family": p.family, "schedule": p.schedule, "notes": p.notes,
-                    "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                                "bf16_native": bf16_native() is None,
-                                "cpu_flags": sorted(cpu_flags() & {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})},
+                    "machine": machine(),
                     "server_commit": commit, "files_prepare_s": round(prepare_s, 1),
                     "files": [{"repo": r, "path": f, **i} for (r, f), i in info.items()],
                     "download_bytes": download_bytes, "params": p.params, "runs": {}, "skipped": {}}
@@ -409,9 +366,9 @@ def rehearse(args) -> dict:
                 report["downloaded_match"] = check_downloads(p, info, hf_home, commit)
                 return report
             for dtype in args.dtype:
-                if dtype == "bfloat16" and bf16_native():
-                    report["skipped"][dtype] = bf16_native()
-                    print(f"  bfloat16 skipped: {bf16_native()}", flush=True)
+                if dtype == "bfloat16" and bf16_skipped():
+                    report["skipped"][dtype] = bf16_skipped()
+                    print(f"  bfloat16 skipped: {bf16_skipped()}", flush=True)
                     continue
                 out = mdir / "out" / f"{p.name}-{dtype}.png"
                 cmd = ssgen + ["generate", "--model", str(pinned), *p.args, "-n", str(args.images), "-b", "1",

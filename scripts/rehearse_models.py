@@ -14,7 +14,7 @@ Sources (../shared/notes/{var,infinity,hart}.md section 2):
 - mit-han-lab/Qwen2-VL-1.5B-Instruct: a Qwen2-1.5B causal LM folder (config.json, safetensors shards + index).
 
 What the notes do not know is a documented guess (`Plan.notes`): HART's architecture values (the notes'
-estimate, as scripts/bench_hart.py), the Qwen2 files' dtype (bf16 here), the Infinity VAEs' encoder
+estimate, `common.hart_config_files`), the Qwen2 files' dtype (bf16 here), the Infinity VAEs' encoder
 (mirrored from the decoder), and no discriminator in HART's tokenizer file. Tokenizers are small
 offline-built ones (the tiny makers' approach): prompts tokenise to other ids than the real vocabularies.
 """
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import torch
 import yaml
+from common import HART_SCHEDULES, hart_config_files, hart_modules, infinity_modules, var_modules
 from rehearse_files import TensorSpec, bit_mask, level_buffers, shard, shard_index, shard_names, specs_from
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("var-d16", "var-d30", "var-d36", "infinity-2b", "infinity-8b", "hart-0.7b-1024px")
 PROMPT = "a photo of a red fox on a beach"  # every word is in the tiny T5 vocabulary
-HART_PATCH_NUMS = (1, 2, 3, 4, 5, 7, 9, 12, 16, 21, 27, 36, 48, 64)
 
 
 @dataclass
@@ -152,7 +152,7 @@ def vqvae_encoder(ch: int = 160, ch_mult=(1, 1, 2, 2, 4), z: int = 32, blocks: i
                   ("encoder.conv_out.weight", (z, cin, 3, 3)), ("encoder.conv_out.bias", (z,))]
 
 
-def vqvae_file(vae: torch.nn.Module, n_scales: int, vocab: int = 4096, z: int = 32) -> list:
+def vqvae_file(vae: torch.nn.Module, num_scales: int, vocab: int = 4096, z: int = 32) -> list:
     """A full VAR-style VQVAE state dict in file order: encoder, decoder, quantizer (+ ema_vocab_hit_SV),
     quant_conv, post_quant_conv (what ssgen's VQVAE holds plus the keys it drops)."""
     mine = dict(shapes(vae))
@@ -161,7 +161,7 @@ def vqvae_file(vae: torch.nn.Module, n_scales: int, vocab: int = 4096, z: int = 
     rest = [(k, s) for k, s in mine.items() if not k.startswith("quantize.")]
     post = [(k, s) for k, s in rest if k.startswith("post_quant_conv.")]
     dec = [(k, s) for k, s in rest if not k.startswith("post_quant_conv.")]
-    return (vqvae_encoder(z=z) + dec + [("quantize.ema_vocab_hit_SV", (n_scales, vocab))] + quant
+    return (vqvae_encoder(z=z) + dec + [("quantize.ema_vocab_hit_SV", (num_scales, vocab))] + quant
             + [("quant_conv.weight", (z, z, 3, 3)), ("quant_conv.bias", (z,))] + post)
 
 
@@ -171,16 +171,15 @@ def vqvae_file(vae: torch.nn.Module, n_scales: int, vocab: int = 4096, z: int = 
 
 
 def var(name: str) -> Plan:
-    from ssgen.backends.var.model import VAR, VARConfig
-    from ssgen.backends.var.vae import VQVAE, VQVAEConfig
+    from ssgen.backends.var.model import VARConfig
+    from ssgen.backends.var.vae import VQVAEConfig
 
     c = config(name)
     vcfg = VARConfig.from_dict(c["model"])
-    with torch.device("meta"):
-        model, vae = VAR(vcfg), VQVAE(VQVAEConfig())  # the VAE file is the 256-px one for every depth
+    model, vae = var_modules(vcfg, VQVAEConfig(), "meta")  # the VAE file is the 256-px one for every depth
     items = scale_mul_first(insert_zero_k_bias(shapes(model), [f"blocks.{i}.attn" for i in range(vcfg.depth)]))
     t = with_levels(specs_from(items), levels_of(vcfg.patch_nums), after="pos_1LC")
-    v = specs_from(vqvae_file(vae, n_scales=10))
+    v = specs_from(vqvae_file(vae, num_scales=10))
     w = c["weights"]
     files = [RepoFile(w["transformer"]["file"], "pth", t), RepoFile(w["vae"]["file"], "pth", v)]
     return Plan(name, "var", {w["transformer"]["repo"]: files},
@@ -280,16 +279,8 @@ def qwen2_1_5b() -> tuple[list[RepoFile], int]:
 
 def infinity(name: str, shards_kept: int | None = None) -> Plan:
     """`shards_kept`: serve only the first N shards of the 8B (a cheaper check of the shard path)."""
-    from ssgen.backends.infinity.model import Infinity, InfinityConfig
-    from ssgen.backends.infinity.vae import BSQVAE, VAEConfig
-
     c = config(name)
-    m = c["model"]
-    icfg = InfinityConfig.from_dict(m)
-    vcfg = VAEConfig(codebook_dim=m["codebook_dim"], base_ch=m["base_ch"], ch_mult=m["decoder_ch_mult"],
-                     num_res_blocks=m["num_res_blocks"])
-    with torch.device("meta"):
-        model, vae = Infinity(icfg), BSQVAE(vcfg)
+    icfg, model, vae = infinity_modules(c["model"], "meta")
     per = icfg.depth // icfg.block_chunks
     attn = ["text_proj_for_sos.ca"] + [f"block_chunks.{i // per}.module.{i % per}.{p}" for i in range(icfg.depth)
                                        for p in ("sa", "ca")]
@@ -297,7 +288,7 @@ def infinity(name: str, shards_kept: int | None = None) -> Plan:
     blocks = [it for it in items if it[0].startswith("block_chunks.")]  # the head comes before the blocks
     t = specs_from([it for it in items if not it[0].startswith("block_chunks.")] + blocks)
     dec = shapes(vae)
-    bits = vcfg.codebook_dim
+    bits = icfg.codebook_dim  # the VAE's codebook is the transformer's bits
     v = specs_from([(f"encoder.{k[len('decoder.'):]}", s) for k, s in dec if k.startswith("decoder.")] + dec)
     v += [TensorSpec(f"{q}.lfq.mask", (bits,), torch.int64, bit_mask(bits)) for q in ("quantizer", "quantize")]
     w = c["weights"]
@@ -331,20 +322,13 @@ def infinity(name: str, shards_kept: int | None = None) -> Plan:
 
 
 def hart(name: str) -> Plan:
-    from ssgen.backends.hart.model import HART, HARTConfig
-    from ssgen.backends.hart.tiny import llm_config, tokenizer_config
-    from ssgen.backends.hart.tokenizer import HybridTokenizer, vqvae_config
-
     c = config(name)
-    pns = tuple(c["model"].get("patch_nums", HART_PATCH_NUMS))
-    lcfg = llm_config(20, 1280, 20, 1536, pns, diff_width=1024, diff_depth=6)  # the notes' estimate
-    tcfg = tokenizer_config(4096, 32, 160, (1, 1, 2, 2, 4), pns)
-    hcfg = HARTConfig.from_files(lcfg, tcfg)
-    with torch.device("meta"):
-        model, tok = HART(hcfg), HybridTokenizer(vqvae_config(tcfg, pns))
+    pns = tuple(c["model"].get("patch_nums", HART_SCHEDULES[1024]))
+    lcfg, tcfg = hart_config_files(pns)  # the notes' size estimate
+    hcfg, model, tok = hart_modules(pns, "meta")
     items = insert_zero_k_bias(shapes(model), [f"blocks.{i}.attn" for i in range(hcfg.depth)])
     t = with_levels(specs_from(items), levels_of(pns, prefix=hcfg.context_token - 1), after=None)
-    v = specs_from([(f"vae.{k}", s) for k, s in vqvae_file(tok, n_scales=len(pns))])
+    v = specs_from([(f"vae.{k}", s) for k, s in vqvae_file(tok, num_scales=len(pns))])
     w = c["weights"]
     files = [RepoFile("llm/config.json", data=json.dumps(lcfg, indent=2).encode() + b"\n"),
              RepoFile("llm/ema_model.bin", "pth", t),

@@ -1,20 +1,77 @@
-"""What the CPU can do fast (decides `dtype="auto"` and the bf16 attention path on the CPU)."""
+"""What the CPU is and what it does fast: decides `dtype="auto"` and the bf16 attention path on the CPU, and names
+the machine in benchmark and rehearsal reports.
+
+This is the one place that reads /proc/cpuinfo (or `lscpu` where that file is missing), so every caller sees the
+same model name and flags and applies the same bf16 rules.
+"""
 
 from __future__ import annotations
 
+import platform
+import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 
+@dataclass(frozen=True)
+class CpuInfo:
+    """The CPU's model name and its feature flags as the kernel lists them (`avx2`, `avx512_bf16`, `amx_bf16`...)."""
+
+    model_name: str
+    flags: frozenset[str]
+
+
+@lru_cache(maxsize=1)
+def cpu_info() -> CpuInfo:
+    """This machine's CPU, read once: the first processor's `model name` and `flags` from /proc/cpuinfo, else from
+    `lscpu`; without either, the platform's processor name and no flags."""
+    fields = _parse_fields(_proc_cpuinfo()) or _parse_fields(_lscpu())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    return CpuInfo(name, frozenset(fields.get("flags", "").split()))
+
+
+def _proc_cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def _lscpu() -> str:
+    """`lscpu`'s output ("Model name:", "Flags:"), for systems that hide /proc/cpuinfo; "" where it cannot run."""
+    try:
+        return subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _parse_fields(text: str) -> dict[str, str]:
+    """`key : value` lines -> {lower-cased key: value}, the first occurrence of each key (the first processor)."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip().lower(), value.strip())
+    return fields
+
+
 @lru_cache(maxsize=1)
 def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (bf16 matrix products several times faster than fp32)."""
+    """Whether this CPU has AMX tiles: the rule for "bf16 is fast here". With AMX, bf16 matrix products run several
+    times faster than fp32, so `dtype="auto"` picks bf16 and attention takes the bf16 path. Without it (AVX512-BF16
+    or AVX2 only) PyTorch's bf16 CPU kernels are slower than fp32 (160 vs 250 GFLOP/s measured on an AVX512-BF16
+    Xeon), so fp32 stays the default."""
     import torch
 
     try:
         return bool(torch.cpu._is_amx_tile_supported())  # private but stable since torch 2.2
     except (AttributeError, RuntimeError):
-        try:
-            return "amx_bf16" in Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
+        return "amx_bf16" in cpu_info().flags
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX) rather than emulating it through fp32. Where
+    it does, `--dtype bfloat16` is a real option for users (half the memory) even when slower than fp32; where it
+    does not, bf16 is only a slow emulation and not worth measuring."""
+    return cpu_has_amx() or "avx512_bf16" in cpu_info().flags
