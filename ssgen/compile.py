@@ -17,7 +17,7 @@ up to 13, HART 14), so the step runs under `recompile_limit=RECOMPILE_LIMIT`, se
 the limit is read when dynamo decides whether to compile a frame (it is `compile_ignored`, not part of
 any guard), so nothing else in the process is affected.
 
-The KV caches compile as they are, without graph breaks (tests/test_compile.py counts them): VAR and
+The KV caches compile as they are, without graph breaks (tests/backends/test_compile.py counts them): VAR and
 HART write each scale in place into buffers the first scale allocates (`common.KVCache`); Infinity appends
 with `torch.cat`, a new tensor per scale. Every call starts with the caches released (`decode` releases
 them, and so does the compiled family's `start`, in case a call was interrupted), so its first scale

@@ -21,7 +21,7 @@ from ssgen.backends import families
 from ssgen.backends.var.encoder import f_to_idxBl
 from ssgen.errors import WeightsError
 
-DATA = Path(__file__).resolve().parent / "data" / "var_edit"
+DATA = Path(__file__).resolve().parents[2] / "data" / "var_edit"
 
 
 def read_input() -> torch.Tensor:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_bad_weights import model_with
+from helpers import model_with
 from torch import nn
 
 import ssgen

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import ssgen_here
 from PIL import Image
-from test_cli import ssgen_here
 
 from ssgen.batch import groups, jobs_from_flags, parse_class_ranges, read_jobs
 from ssgen.errors import ConfigError

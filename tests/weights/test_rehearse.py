@@ -12,7 +12,7 @@ import zipfile
 import pytest
 import torch
 from conftest import ROOT
-from test_cli import ssgen_here
+from helpers import ssgen_here
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from rehearse_files import SafetensorsFile, TensorSpec, bit_mask, level_buffers, values, write_pth  # noqa: E402

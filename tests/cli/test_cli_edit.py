@@ -8,8 +8,8 @@ import hashlib
 
 import numpy as np
 import pytest
+from helpers import ssgen_here
 from PIL import Image
-from test_cli import ssgen_here
 
 from ssgen.output import read_metadata
 

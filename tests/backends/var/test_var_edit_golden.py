@@ -16,7 +16,7 @@ import torch
 import ssgen
 from ssgen.edit import box_mask, keep_per_scale
 
-DATA = Path(__file__).parent / "data" / "var_edit"
+DATA = Path(__file__).resolve().parents[2] / "data" / "var_edit"
 EDITS = ["inpaint", "outpaint", "classedit"]
 
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 import yaml
 from conftest import goldens_dir, load_tensors, need_goldens
+from helpers import ssgen_here
 from PIL import Image
-from test_cli import ssgen_here
 
 import ssgen
 from ssgen.errors import ConfigError, WeightsError

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import ssgen_here
 from PIL import Image
-from test_cli import ssgen_here
 
 
 def test_compare_three_labelled_columns(tiny_var, tmp_path):

@@ -19,7 +19,7 @@ import torch
 from ssgen.backends.var.model import IGNORED_KEYS_VAR, VAR, VARConfig, fields_from_state_dict
 from ssgen.backends.var.vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig, phi_index
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 GOLDENS = Path(os.environ.get("SSGEN_GOLDENS", REPO.parent / "shared" / "goldens"))
 TINY = GOLDENS / "var" / "tiny256"
 TOL = 1e-4

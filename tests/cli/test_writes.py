@@ -11,8 +11,8 @@ import stat
 import numpy as np
 import pytest
 import yaml
+from helpers import ssgen, ssgen_here
 from PIL import Image
-from test_cli import ssgen, ssgen_here
 
 from ssgen.output import GRID_LIMIT
 

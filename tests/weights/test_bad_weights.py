@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_cli import ssgen, ssgen_here
+from helpers import copy_folder, model_with, one_line_error, ssgen, ssgen_here, truncated
 
 import ssgen as ssgen_api
 from ssgen.checkpoint import read_state_dict
@@ -26,40 +26,6 @@ from ssgen.errors import SSGenError, WeightsError
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>\n"
 LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 1803182080\n"
-
-
-def model_with(src: Path, tmp: Path, **paths: Path) -> Path:
-    """A YAML in `tmp` for the tiny model `src` (weights as absolute paths), with some roles replaced."""
-    cfg = yaml.safe_load(src.read_text())
-    cfg["weights"] = {role: {"path": str(src.parent / spec["path"])} for role, spec in cfg["weights"].items()}
-    for role, path in paths.items():
-        cfg["weights"][role] = {"path": str(path)}
-    out = tmp / f"{cfg['name']}-bad.yaml"
-    out.write_text(yaml.safe_dump(cfg))
-    return out
-
-
-def truncated(src: Path, dst: Path, keep: float = 0.5) -> Path:
-    data = src.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep)])
-    return dst
-
-
-def copy_folder(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst)
-    return dst
-
-
-def one_line_error(r, *needles: str) -> str:
-    """Exit code 2, one `error:` line, no traceback, every needle in it; returns the line."""
-    code = r.returncode if hasattr(r, "returncode") else r.exit_code  # a subprocess, or Typer's runner
-    assert code == 2, (code, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr, r.stderr
-    lines = [line for line in r.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def load_error(yml: Path, *needles: str) -> str:

@@ -9,61 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
-import traceback
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
+from helpers import ssgen, ssgen_here
 from PIL import Image
-
-
-def ssgen(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The installed `ssgen` console script (else `python -m ssgen`) in a fresh process: interpreter start-up
-    and the torch import included (2-3 s), so only for tests of the entry point itself."""
-    exe = shutil.which("ssgen", path=os.path.dirname(sys.executable))
-    cmd = [exe] if exe else [sys.executable, "-m", "ssgen"]
-    e = dict(os.environ, **(env or {}))
-    e.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network from CLI tests
-    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=e, cwd=cwd, timeout=300)
-
-
-@dataclass
-class Ran:
-    """What a user of a CLI run sees: its exit code (also as `returncode`, like a subprocess), stdout, and
-    stderr with what Python would print there (the warnings a fresh interpreter shows, and the traceback
-    of an exception that escaped)."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def returncode(self) -> int:
-        return self.exit_code
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def ssgen_here(*args: str, env: dict | None = None) -> Ran:
-    """The CLI run in this process by Typer's test runner: no interpreter start-up, for the tests that do
-    not need the entry point. `env`: variables set for the run only (read at call time, as ssgen does)."""
-    from typer.testing import CliRunner
-
-    from ssgen.cli import app
-
-    with warnings.catch_warnings(record=True) as shown:
-        warnings.resetwarnings()  # the filters of a fresh interpreter, not pytest's
-        warnings.simplefilter("default")
-        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
-            warnings.simplefilter("ignore", category)
-        r = CliRunner().invoke(app, list(args), env=env)  # Click >= 8.2: stderr apart from stdout
-    stderr = r.stderr + "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown)
-    if r.exc_info is not None and not issubclass(r.exc_info[0], SystemExit):  # a bug: Python prints its traceback
-        stderr += "".join(traceback.format_exception(*r.exc_info))
-    return Ran(r.exit_code, r.stdout, stderr)
 
 
 def test_generate_and_info(tiny_var, tmp_path):

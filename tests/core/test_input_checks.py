@@ -7,12 +7,12 @@ import json
 
 import pytest
 import yaml
+from helpers import ssgen, ssgen_here
 
 from ssgen.config import load_config, parse_config
 from ssgen.errors import ConfigError
 from ssgen.request import resolve as check_call
 from ssgen.testing.hubserver import closed_port_endpoint
-from tests.test_cli import ssgen, ssgen_here
 
 
 @pytest.fixture

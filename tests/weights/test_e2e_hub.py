@@ -15,7 +15,7 @@ import sys
 
 import pytest
 import yaml
-from test_cli import ssgen, ssgen_here
+from helpers import ssgen, ssgen_here
 
 from ssgen.testing.hubserver import HubServer
 

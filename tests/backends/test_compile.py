@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_cli import ssgen_here
+from helpers import ssgen_here
 
 import ssgen
 from ssgen.compile import RECOMPILE_LIMIT, compile_family, compile_mode

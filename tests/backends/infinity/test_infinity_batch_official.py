@@ -26,7 +26,7 @@ from test_infinity import write_golden_yaml
 
 import ssgen
 
-REFS = Path(__file__).parent / "data" / "infinity_batch" / "refs.safetensors"
+REFS = Path(__file__).resolve().parents[2] / "data" / "infinity_batch" / "refs.safetensors"
 
 
 def ref_runs() -> dict[str, dict]:
