@@ -24,13 +24,33 @@ import torch.nn.functional as F
 from ..checkpoint import trim_heap
 
 
-def linear(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """m(x), optionally with another bias; from m's packed weight once `prepack_linears` made one."""
+def linear(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None, official: bool = False) -> torch.Tensor:
+    """m(x), optionally with another bias; from m's packed weight once `prepack_linears` made one.
+
+    `official=True` computes as upstream's nn.Linear: F.linear on the plain weight (MKL's sgemm on the CPU,
+    whose summation order depends on the row count, exactly as in the official run; what rng="batch" needs
+    where bf16 rounding turns that order into flipped tokens). After prepacking only the packed copy is kept;
+    the plain weight is rebuilt from it for this one product (`to_dense()` only moves values back out of
+    oneDNN's blocked layout) and freed right after: one weight's memory at a time, where keeping every plain
+    weight beside its packed copy would double the linears' memory (Infinity-8B in bf16: 16 GB more)."""
     b = m.bias if bias is None else bias
     packed = m.__dict__.get("packed")
     if packed is None:
         return F.linear(x, m.weight, b)
-    return onednn_linear(x, packed, b)
+    return unpacked_linear(x, packed, b) if official else onednn_linear(x, packed, b)
+
+
+@torch.library.custom_op("ssgen::unpacked_linear", mutates_args=())
+def unpacked_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """F.linear(x, plain weight, bias) with the plain (out, in) weight rebuilt from oneDNN's packed copy.
+    A custom op so that torch.compile (ssgen.compile) calls it as it stands: it cannot trace `to_dense()`
+    of a oneDNN tensor."""
+    return F.linear(x, packed.to_dense(), bias)
+
+
+@unpacked_linear.register_fake
+def _unpacked_fake(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return x.new_empty((*x.shape[:-1], packed.shape[0]))  # packed: (out, in)
 
 
 @torch.library.custom_op("ssgen::onednn_linear", mutates_args=())

@@ -45,7 +45,7 @@ Self-attention, norms and element-wise ops are already row by row. On GPUs this 
 
 Official arithmetic (rng="batch" promises upstream's numbers for the same batch): `official=True`
 (`prepare_text(..., official=True)`, carried by the TextState to every scale) computes every Linear as
-upstream's nn.Linear does, F.linear on the plain weight (MKL on the CPU; `upstream_linear`), and the
+upstream's nn.Linear does, F.linear on the plain weight (MKL on the CPU; `onednn.linear(official=True)`), and the
 family encodes the prompts with T5 in one batch padded to 512 tokens, as upstream's `encode_prompt`, and
 keeps the running sum of codes in upstream's memory layout (family.InfinityBackend).
 Attention to the text is the same in both modes: upstream's flash-attn varlen kernel attends each
@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -205,42 +204,10 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 # ------------------------------------------------------------------------------------------------
 
 
-def upstream_linear(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """m(x) as upstream's nn.Linear computes it: F.linear on the plain weight (MKL's sgemm on the CPU,
-    whose summation order depends on the row count, exactly as in the official run).
-
-    After `prepack_cpu` only the oneDNN-packed copy of the weight is kept; the plain weight is rebuilt
-    from it for this one product (`to_dense()` undoes oneDNN's blocked layout exactly: it only moves
-    values) and freed right after. That costs one weight's memory at a time and a copy of it per call,
-    where keeping every plain weight beside its packed copy would double the linears' memory for the
-    whole session (Infinity-8B in bf16: 16 GB more).
-    """
-    b = m.bias if bias is None else bias
-    packed = m.__dict__.get("packed")
-    if packed is None:
-        return F.linear(x, m.weight, b)
-    return unpacked_linear(x, packed, b)
-
-
-@torch.library.custom_op("ssgen::unpacked_linear", mutates_args=())
-def unpacked_linear(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """F.linear(x, plain weight, bias) with the plain (out, in) weight rebuilt from oneDNN's packed copy.
-    A custom op so that torch.compile (ssgen.compile) calls it as it stands: it cannot trace `to_dense()`
-    of a oneDNN tensor."""
-    return F.linear(x, packed.to_dense(), bias)
-
-
-@unpacked_linear.register_fake
-def _(x: torch.Tensor, packed: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    return x.new_empty((*x.shape[:-1], packed.shape[0]))  # packed: (out, in)
-
-
 def lin(m: nn.Linear, x: torch.Tensor, bias: torch.Tensor | None = None, official: bool = False) -> torch.Tensor:
     """m(x) (optionally with another bias): as upstream computes it when `official` (rng="batch"),
     else from the prepacked weight, whose rows do not depend on the batch (rng="per-image")."""
-    if official:
-        return upstream_linear(m, x, bias)
-    return linear(m, x, bias)
+    return linear(m, x, bias, official=official)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -556,7 +523,8 @@ class Infinity(nn.Module):
         (ssgen/backends/onednn.py: faster, and a row's numbers do not depend on its batch, which the
         cross-attention's bf16 rounding would turn into flipped bits). float32 results differ from F.linear's in
         the accumulation order only (~1e-6 relative), which is enough to flip bits: rng="batch" computes from
-        the plain weight instead (`upstream_linear`, rebuilt from the packed copy). Returns whether all are packed."""
+        the plain weight instead (`onednn.linear(official=True)`, rebuilt from the packed copy). Returns whether
+        all are packed."""
         return prepack_linears(self)
 
     # --------------------------------------------------------------------------------- inference

@@ -98,11 +98,11 @@ def test_batched_t5_is_upstreams_encoding(name, refs, official_pipe):
         assert (npacked - refs[f"{name}/text/neg_features"]).abs().max().item() <= 1e-5
 
 
-def test_upstream_linear_is_f_linear_on_the_plain_weight():
+def test_official_linear_is_f_linear_on_the_plain_weight():
     """A prepacked Linear keeps only oneDNN's copy of its weight; rng="batch" rebuilds the plain weight
     from it and gets F.linear's (MKL's) result exactly, one row included; per-image mode keeps oneDNN's."""
-    from ssgen.backends.infinity.model import Linear, lin, upstream_linear
-    from ssgen.backends.onednn import prepack_linears
+    from ssgen.backends.infinity.model import Linear, lin
+    from ssgen.backends.onednn import linear, prepack_linears
 
     torch.manual_seed(0)
     m = Linear(256, 384)
@@ -115,7 +115,7 @@ def test_upstream_linear_is_f_linear_on_the_plain_weight():
         for rows in (1, 7, 96):
             x = torch.randn(2, rows, 256, generator=g)
             want = F.linear(x, plain, m.bias)
-            assert torch.equal(upstream_linear(m, x), want)
+            assert torch.equal(linear(m, x, official=True), want)
             assert torch.equal(lin(m, x, official=True), want)
             assert torch.equal(lin(m, x), m(x))  # the packed path
             bias = torch.randn(384, generator=g)
