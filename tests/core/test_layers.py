@@ -23,10 +23,12 @@ LAYERS = {
     "ssgen.guidance": 4, "ssgen.sampling": 4, "ssgen.loop": 4, "ssgen.checkpoint": 4, "ssgen.weights": 4,
     "ssgen.inception": 4,
     "ssgen.metrics": 4,
+    "ssgen.clip_score": 4,
     "ssgen.backends.common": 5, "ssgen.backends.onednn": 5, "ssgen.backends.kinds": 5,
     "ssgen.backends.var": 5, "ssgen.backends.infinity": 5, "ssgen.backends.hart": 5,
     "ssgen.edit": 6, "ssgen.compile": 6, "ssgen.pipeline": 6, "ssgen.tiny": 6,
-    "ssgen.sinks": 7, "ssgen.runner": 7, "ssgen.batch": 7,
+    "ssgen.sinks": 7, "ssgen.runner": 7, "ssgen.batch": 7, "ssgen.sweep": 7,
+    "ssgen.eval": 7,
     "ssgen.cli": 8, "ssgen.__main__": 8, "ssgen": 9,  # ssgen/__init__.py: the public API over everything
 }
 
