@@ -8,7 +8,8 @@
    at B = 1 and 64 (the speed-up per image of a large batch); Infinity-2B at 1M (1024 px), SSG off and on, peak
    memory (published anchor: 0.8 s per 1M image on an H100 after warm-up); with --compile both also compiled / as
    CUDA graphs; with --official PATH the official VAR sampler side by side on the same weights (bf16 autocast
-   against ssgen's bf16). --quick leaves out the VAR-d30 and Infinity-2B timings.
+   against ssgen's bf16); `ssgen eval`'s work for 50,000 images (Inception features, FID, precision/recall;
+   target under 2 minutes). --quick leaves out the VAR-d30 and Infinity-2B timings.
 
 Prints one line per test and timing, then a table, and writes one JSON (default gpu-check.json): `device`, `torch`,
 and one entry per test and timing: {"ok", "detail" (or "error" and "trace"), "s"}. The default run is sized for a
@@ -218,6 +219,48 @@ def official_side_by_side(path: str, tiny: bool, device: torch.device, repeat: i
 # ------------------------------------------------------------------------------------------------
 
 
+def eval_50k(tiny: bool, device: torch.device) -> dict:
+    """`ssgen eval`'s work for 50,000 images at 256 px on this device: Inception features (random weights in
+    the real file's format, bf16-free: float32 as ADM), then FID/sFID statistics and precision/recall on the
+    features. Images are made on the device (decoding PNGs is the CPU's part of a real run, measured apart by
+    scripts/bench_eval.py). Target: under 2 minutes on an H100."""
+    from ssgen import metrics
+    from ssgen.inception import load_inception, make_tiny_inception
+
+    n, batch = (512, 64) if tiny else (50_000, 500)
+    with tempfile.TemporaryDirectory() as d:
+        net = load_inception(make_tiny_inception(Path(d) / "weights-tiny.pth"), device)
+    g = torch.Generator(device=device).manual_seed(0)
+    pools, spatial = [], []
+    sync_ = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for a in range(0, n, batch):
+            x = torch.randint(0, 256, (min(batch, n - a), 256, 256, 3), generator=g, device=device,
+                              dtype=torch.uint8)
+            f = net(x)
+            pools.append(f["pool"].cpu())
+            spatial.append(f["spatial"].cpu())
+    sync_()
+    t_feat = time.perf_counter() - t0
+    pool, sp = torch.cat(pools).numpy(), torch.cat(spatial).numpy()
+    t1 = time.perf_counter()
+    mu, sigma = metrics.feature_stats(pool)
+    half = len(pool) // 2
+    if half < pool.shape[1]:
+        fid = metrics.frechet_distance_few(pool[:half], mu, sigma)
+    else:
+        fid = metrics.frechet_distance(*metrics.feature_stats(pool[:half]), mu, sigma)
+    t_fid = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    metrics.precision_recall(pool[:half], pool[half:])
+    t_pr = time.perf_counter() - t2
+    del sp
+    return {"images": n, "batch": batch, "features_s": round(t_feat, 2), "images_per_s": round(n / t_feat, 1),
+            "fid_s": round(t_fid, 2), "precision_recall_s": round(t_pr, 2), "fid": round(fid, 4),
+            "total_s": round(t_feat + t_fid + t_pr, 2)}
+
+
 def print_table(results: dict) -> None:
     """Every test and timing: ok / FAIL / skip, seconds, and its figures or error in short."""
     print(f"\n{'':5s} {'s':>8s}  check")
@@ -259,6 +302,8 @@ def main() -> int:
         timed("VAR-d30 B=1 / B=64 (bf16)", res, lambda: var_d30(tiny, device, repeat, (None, *extra)))
         timed("Infinity-2B 1M, SSG off / on (bf16)", res,
               lambda: infinity_1m(tiny, device, max(2, repeat // 2), (None, *extra[:1])))
+    timed("ssgen eval: 50,000 images at 256 px (features, FID, precision/recall)", res,
+          lambda: eval_50k(tiny, device))
     if args.official:
         timed("official VAR sampler side by side (d16 and d30, bf16 autocast vs ssgen bf16)", res,
               lambda: official_side_by_side(args.official, tiny, device, repeat))

@@ -353,11 +353,13 @@ class RunReport:
     skipped: int  # of those, complete already (a resumed run)
     generated: int  # images this process generated
     seconds: float  # from the start of generation to the end of all processes' generation
+    pipeline: Any = None  # the loaded Pipeline, with keep_pipeline=True (a sweep reuses it for every cell)
 
 
 def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, Any] | None = None,
         ssg: SSG | bool | None = None, batch_size: int = 4, device: str = "auto", dtype: str = "auto",
-        offline: bool | None = None, overwrite: bool = False, compile: bool | str = False) -> RunReport:
+        offline: bool | None = None, overwrite: bool = False, compile: bool | str = False,
+        keep_pipeline: bool = False) -> RunReport:
     """Generate the images of `jobs` into `out_dir`, skipping complete ones; sharded under torchrun.
 
     model: a model name, YAML path or ModelConfig, loaded here only after the run folder is checked (a
@@ -366,6 +368,7 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
     options: generate options for every image (cfg, top_k, ...); a job's own overrides win.
     ssg: None (the model's default), False (off) or an SSG; a job's `ssg:` wins.
     compile: `ssgen.load`'s opt-in torch.compile of the per-scale step (False, True / "default", "cuda-graphs").
+    keep_pipeline: return the loaded Pipeline in the report (to run more folders without loading again).
     Under torchrun (RANK and WORLD_SIZE set) process r takes jobs r, r+W, ... and this call sets up and
     tears down the process group (nccl on GPUs, gloo otherwise). Rank 0 writes manifest.jsonl at the end
     and raises an SSGenError when images are missing.
@@ -425,7 +428,8 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
             if present != len(jobs):
                 raise SSGenError(f"{len(jobs) - present} images are missing in {out_dir}; re-run the same command")
         return RunReport(rank=rank, world=world, total=len(jobs), present=present, mine=len(mine),
-                         skipped=len(mine) - len(todo), generated=len(todo), seconds=seconds)
+                         skipped=len(mine) - len(todo), generated=len(todo), seconds=seconds,
+                         pipeline=pipe if keep_pipeline else None)
     finally:
         if dist is not None and dist.is_initialized():
             dist.destroy_process_group()

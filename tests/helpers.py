@@ -4,6 +4,7 @@ error check, and YAML configs of the tiny models with replaced weights. Test fol
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -96,3 +97,45 @@ def one_line_error(r, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+CLIP_IMAGE_SIZE = 56  # the tiny CLIP's vision tower: 56 px, patches of 14 (4x4 patches)
+
+
+def _byte_symbols() -> list[str]:
+    """CLIP's (GPT-2's) 256 printable stand-ins for the bytes 0..255, in byte order."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in keep else chr(next(extra)) for b in range(256)]
+
+
+def make_tiny_clip(out: Path, preprocessor: dict | None = None) -> Path:
+    """A CLIPModel folder like openai/clip-vit-large-patch14's, tiny: random weights, a byte-level CLIP BPE
+    tokenizer with a few merges and the special tokens last (so the legacy eos_token_id 2 pooling, argmax of
+    the ids, finds <|endoftext|> as in the real checkpoint), max length 77."""
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    symbols = _byte_symbols()
+    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"), ("o", "n</w>")]
+    tokens = symbols + [s + "</w>" for s in symbols] + [a + b for a, b in merges] + ["<|startoftext|>",
+                                                                                      "<|endoftext|>"]
+    tok = CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges)
+    tok.model_max_length = 77
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(tokens), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=2),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=CLIP_IMAGE_SIZE, patch_size=14),
+        projection_dim=16)
+    torch.manual_seed(0)
+    model = CLIPModel(config)
+    with torch.no_grad():  # O(1) embeddings: different images and prompts get clearly different features
+        model.text_model.embeddings.token_embedding.weight.normal_()
+        model.vision_model.embeddings.patch_embedding.weight.normal_(std=0.2)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    if preprocessor is not None:
+        (out / "preprocessor_config.json").write_text(json.dumps(preprocessor))
+    return out

@@ -7,6 +7,6 @@ registers its commands; none imports torch until a command runs.
 """
 
 from .app import app, main  # noqa: I001  (the imports below register the commands, in --help's order)
-from . import generate, edit, batch, info, models  # noqa: F401
+from . import generate, edit, batch, sweep, info, eval, models  # noqa: F401
 
 __all__ = ["app", "main"]
