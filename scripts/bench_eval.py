@@ -62,7 +62,7 @@ def main() -> None:
         net = load_inception(make_tiny_inception(Path(d) / "weights-tiny.pth"))
     images = pngs(args.images, args.size)
     res = {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(), "images": args.images,
-           "size": args.size, "matmul_gflops_fp32": round(matmul_rate(torch.float32, torch.device("cpu")) / 1e9, 1)}
+           "size": args.size, "matmul_gflops_fp32": round(matmul_rate(torch.float32, torch.device("cpu")), 1)}
     print(f"{res['cpu']}, torch {res['torch']}, {res['threads']} threads; large fp32 matmul "
           f"{res['matmul_gflops_fp32']} GFLOP/s")
     for b in args.batch:
