@@ -204,6 +204,16 @@ def jobs_from_flags(classes: str | None, per_class: int, prompts_file: str | Non
     raise ConfigError("nothing to generate: give --jobs FILE, --classes RANGE or --prompts-file FILE (or --preset)")
 
 
+def jobs_of(config: ModelConfig, jobs_file: str | Path | None, classes: str | None, per_class: int,
+            prompts_file: str | Path | None, per_prompt: int, base_seed: int) -> list[Job]:
+    """The jobs of a command line: a job file, or `--classes`/`--prompts-file` (`ssgen batch`, `ssgen sweep`)."""
+    if jobs_file is not None:
+        if classes or prompts_file:
+            raise ConfigError("give either --jobs or --classes/--prompts-file, not both")
+        return read_jobs(jobs_file, base_seed, config)
+    return jobs_from_flags(classes, per_class, str(prompts_file) if prompts_file else None, per_prompt, base_seed)
+
+
 def job_ssg(job: Job) -> SSG | bool | None:
     """A job's `ssg:` override: None (none: the run's setting), True (the model's default), False (off), an
     SSG, or a mapping read exactly like a model config's `ssg:` section (`enabled: false` = off)."""

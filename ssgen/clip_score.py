@@ -31,7 +31,6 @@ heavy imports happen in `load_clip` and `clip_score`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SSGenError, WeightsError, first_line
+from .quiet import quiet_transformers
 
 # OpenAI's CLIP ViT-L/14, torchmetrics' default for CLIPScore. `revision: None` = the repository's main branch.
 DEFAULT_CLIP = {"repo": "openai/clip-vit-large-patch14", "revision": None}
@@ -86,22 +86,6 @@ class ClipModel:
 # ----------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """transformers without its progress bars and info/warning lines: errors are reworded here."""
-    from transformers.utils import logging as tlog
-
-    level, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        tlog.set_verbosity(level)
-        if bars:
-            tlog.enable_progress_bar()
 
 
 def _torch_dtype(dtype):
@@ -241,7 +225,7 @@ def load_clip(path_or_repo: str | os.PathLike = DEFAULT_CLIP["repo"], device="cp
         has_processor_config = None
     notes: list[str] = []
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             config = AutoConfig.from_pretrained(source, **kwargs)
             _check_model_type(getattr(config, "model_type", None), source)
             model, info = CLIPModel.from_pretrained(source, dtype=torch_dtype, output_loading_info=True, **kwargs)

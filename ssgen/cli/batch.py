@@ -46,12 +46,7 @@ def batch(
         options.update(pr["options"])
         if not (jobs_file or classes or prompts_file):
             classes, per_class = pr["classes"], pr["per_class"]
-    if jobs_file is not None:
-        if classes or prompts_file:
-            raise ConfigError("give either --jobs or --classes/--prompts-file, not both")
-        jobs = B.read_jobs(jobs_file, seed, config)
-    else:
-        jobs = B.jobs_from_flags(classes, per_class, str(prompts_file) if prompts_file else None, per_prompt, seed)
+    jobs = B.jobs_of(config, jobs_file, classes, per_class, prompts_file, per_prompt, seed)
     options.update(flags.options())
     ssg = build_ssg(config, flags, ssg_on, ssg_beta)
     report = B.run(config, jobs, out_dir, options=options, ssg=ssg, batch_size=batch_size, device=flags.device,

@@ -91,12 +91,7 @@ def sweep(
     wanted = [m.strip() for m in metrics.split(",")] if metrics else None
     if wanted is not None and best_by not in wanted:
         raise ConfigError(f"--best {best_by} is not among --metrics {metrics}")
-    if jobs_file is not None:
-        if classes or prompts_file:
-            raise ConfigError("give either --jobs or --classes/--prompts-file, not both")
-        jobs = B.read_jobs(jobs_file, seed, config)
-    else:
-        jobs = B.jobs_from_flags(classes, per_class, str(prompts_file) if prompts_file else None, per_prompt, seed)
+    jobs = B.jobs_of(config, jobs_file, classes, per_class, prompts_file, per_prompt, seed)
     from .options import family_flags
 
     flags = family_flags()

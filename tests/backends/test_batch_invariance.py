@@ -30,12 +30,7 @@ LONG, SHORT = "an oil painting of a lighthouse at sunset on a lake", "a dog"
 CONDITIONS = {"var": (207, 88, 3), "hart": (A, LONG, SHORT), "infinity": (A, LONG, SHORT)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

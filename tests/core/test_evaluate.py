@@ -12,7 +12,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from eval_helpers import N, cached_features, noise_images, shared, write_folder, write_npz
 from PIL import Image
 
@@ -21,14 +20,7 @@ from ssgen.eval import WEIGHTS_SHA256, evaluate
 from ssgen.inception import InceptionV3
 from ssgen.metrics import feature_stats
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: two wait for each other at every layer on a busy 2-core machine (see test_inception.py)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -51,14 +51,7 @@ def reference_images(group: int, n: int, h: int, w: int) -> torch.Tensor:
     return torch.from_numpy((noise + ramps).astype(np.uint8))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: on a busy 2-core machine two threads wait for each other at every layer (measured, a 3-image
-    batch: 0.9 s on one thread, 2.5 to 6 s on two). The features agree either way (see the tolerance above)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,7 @@ class SafetyChecker:
     def load(cls, folder: str | Path, device: torch.device) -> "SafetyChecker":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from ..quiet import quiet_transformers
+        from ...quiet import quiet_transformers
 
         dtype = torch.float16 if device.type == "mps" else torch.bfloat16  # upstream runs it in bf16
         try:

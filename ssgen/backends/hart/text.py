@@ -21,7 +21,7 @@ import torch
 
 from ...checkpoint import check_model_folder, check_pretrained
 from ...errors import ConfigError, WeightsError, first_line
-from ..quiet import quiet_transformers
+from ...quiet import quiet_transformers
 
 # HART's conditioning prefix (upstream `llm_system_prompt`), verbatim: the released weights were
 # trained with exactly this text in front of every prompt.

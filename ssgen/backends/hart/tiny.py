@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from ..quiet import quiet_transformers
+from ...quiet import quiet_transformers
 from .model import HART, HARTConfig
 from .options import upstream_top_k
 from .text import SYSTEM_PROMPT

@@ -23,8 +23,8 @@ import torch
 
 from ...checkpoint import check_model_folder, check_pretrained
 from ...errors import WeightsError, first_line
+from ...quiet import quiet_transformers
 from ..checks import check_prompts
-from ..quiet import quiet_transformers
 
 MAX_TOKENS = 512
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # fast or sentencepiece: flan-t5-xl ships both

@@ -29,7 +29,7 @@ def make_tiny_t5(out_dir: Path, d_model: int = 128, seed: int = 0) -> Path:
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
-    from ..quiet import quiet_transformers
+    from ...quiet import quiet_transformers
 
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
     for w in WORDS:

@@ -1,5 +1,6 @@
-"""Loading the text encoders through transformers without its own progress bars and info logs
-(ssgen prints its own progress). Shared by the Infinity (T5) and HART (Qwen2) backends."""
+"""Loading models through transformers without its own progress bars and info logs (ssgen prints its own
+progress and rewords errors). Shared by the text encoders (Infinity's T5, HART's Qwen2) and the CLIP score.
+transformers is imported only inside the block."""
 
 from __future__ import annotations
 
