@@ -255,13 +255,82 @@ def group_request(group: list[Job], config: ModelConfig, options: dict[str, Any]
 # ----------------------------------------------------------------------------------------------
 
 
+def weight_identity(config: ModelConfig) -> dict[str, Any]:
+    """What identifies every weight file of a config without reading it: a Hub file by repo, file or folder,
+    revision and sha256; a local file or folder by its resolved path, size and modification time (a file
+    replaced in place changes them)."""
+    out: dict[str, Any] = {}
+    for role, spec in sorted(config.weights.items()):
+        if spec.path is None:
+            out[role] = {"repo": spec.repo, "file": spec.file, "folder": spec.folder, "revision": spec.revision,
+                         "sha256": spec.sha256}
+            continue
+        p = (config.base_dir / spec.path).expanduser().resolve()
+        files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else []
+        stats = []
+        for q in files:
+            st = q.stat()
+            stats.append([str(q.relative_to(p)) if q != p else q.name, st.st_size, st.st_mtime_ns])
+        out[role] = {"path": str(p), "files": stats}
+    return out
+
+
 def run_record(config: ModelConfig, options: dict[str, Any], ssg: Any, jobs: list[Job]) -> dict[str, Any]:
-    """What defines a run's images: if it differs from an existing folder's, resuming would mix runs."""
+    """What defines a run's images: if it differs from an existing folder's, resuming would mix runs. The options
+    as they apply (the config's `defaults:` under the run's options), the architecture, the SSG setting, the jobs
+    and the identity of every weight file (`weight_identity`)."""
     h = hashlib.sha256()
     for j in jobs:
         h.update(json.dumps([j.index, j.seed, j.cls, j.prompt, j.overrides], sort_keys=True, default=str).encode())
-    return {"model": config.name, "family": config.family, "revision": config.revision(), "options": options,
-            "ssg": ssg.to_dict() if ssg else None, "count": len(jobs), "jobs_sha256": h.hexdigest()}
+    return {"model": config.name, "family": config.family, "revision": config.revision(),
+            "options": {**config.defaults, **options}, "model_section": dict(config.model),
+            "ssg": ssg.to_dict() if ssg else None, "count": len(jobs), "jobs_sha256": h.hexdigest(),
+            "weights": weight_identity(config)}
+
+
+IMAGE_NAME = re.compile(r"\d{6,}\.png")  # what a batch run writes: image_path(out, i)
+STALE_TMP_S = 3600.0  # a temporary file older than this is abandoned, whoever made it
+
+
+def batch_images(out: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """The NNNNNN.png files in `out`: those a batch run wrote (they carry ssgen's settings), those that do not
+    decode (a killed copy, a damaged file), and the others (images without ssgen's settings: a user's
+    000123.png). Other names (2024-holiday.png, 9lives.png) are never a run's."""
+    from PIL import Image
+
+    ours, damaged, foreign = [], [], []
+    for p in sorted(out.iterdir()) if out.is_dir() else []:
+        if not (IMAGE_NAME.fullmatch(p.name) and p.is_file()):
+            continue
+        try:
+            with Image.open(p) as im:
+                im.load()
+                (ours if "ssgen" in getattr(im, "text", {}) else foreign).append(p)
+        except Exception:  # PIL's ways of saying "damaged"
+            damaged.append(p)
+    return ours, damaged, foreign
+
+
+def stale_temporary(p: Path, now: float) -> bool:
+    """A `.NAME.PID.HEX.tmp` (ssgen.atomic) no live process on this machine owns, or one older than an hour
+    (a run on another node of a shared folder writes an image in well under a second)."""
+    try:
+        age = now - p.stat().st_mtime
+    except OSError:
+        return False
+    if age > STALE_TMP_S:
+        return True
+    parts = p.name.split(".")
+    pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+    if pid is None or age < 60:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None:
@@ -272,7 +341,12 @@ def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None
 
     writable_folder(out, "--out")
     f = out / RUN_FILE
-    images = any(out.glob("[0-9]*.png"))
+    images, damaged, foreign = batch_images(out)
+    if not f.exists():
+        foreign += damaged  # without a run of ours here, a damaged NNNNNN.png is not ours to replace
+    if foreign:  # a run would write over them: never, --overwrite or not
+        raise SSGenError(f"{out} already holds images that ssgen batch did not write ({foreign[0].name}"
+                         f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}); use another --out")
     if f.exists():
         try:
             old = json.loads(f.read_text())
@@ -283,14 +357,16 @@ def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None
                     else f"its {RUN_FILE} is damaged")
             raise SSGenError(f"{out} holds the images of another run ({what}); "
                              "use another --out, or --overwrite to replace them")
-        if old != record:
-            for p in out.glob("[0-9]*.png"):
+        if old != record:  # --overwrite replaces what a batch run wrote there, nothing else
+            for p in images + damaged:
                 p.unlink()
             (out / MANIFEST).unlink(missing_ok=True)
     elif images and not overwrite:
         raise SSGenError(f"{out} already holds images that ssgen batch did not write; use another --out")
-    for stale in out.glob(".*.tmp"):  # left by a killed run; never a complete file
-        stale.unlink(missing_ok=True)
+    now = time.time()
+    for stale in out.glob(".*.tmp"):  # left by a killed run; a live run's own temporary files are kept
+        if stale_temporary(stale, now):
+            stale.unlink(missing_ok=True)
     write_atomic(f, json.dumps(record, indent=1, sort_keys=True).encode())
 
 
@@ -301,8 +377,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     write(path, data)
 
 
-def is_complete(path: Path) -> bool:
-    """The PNG exists, decodes and carries ssgen's settings (writes are atomic; this catches damage)."""
+def is_complete(path: Path, job: Job | None = None) -> bool:
+    """The PNG exists, decodes and carries ssgen's settings (writes are atomic; this catches damage), and, given
+    its job, says it is that job's image (its index and seed): a PNG copied in under another index is not."""
     from PIL import Image
 
     if not path.is_file():
@@ -310,9 +387,13 @@ def is_complete(path: Path) -> bool:
     try:
         with Image.open(path) as im:
             im.load()
-            return "ssgen" in getattr(im, "text", {})
+            text = getattr(im, "text", {})
+            if "ssgen" not in text:
+                return False
+            meta = json.loads(text["ssgen"])
     except Exception:
         return False
+    return job is None or (meta.get("index") == job.index and meta.get("seed") == job.seed)
 
 
 def write_manifest(out: Path, count: int) -> int:
@@ -426,7 +507,7 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
                 err.print(f"[dim]loading {config.name} ({describe_placement(device, dtype)}) ...[/]", highlight=False)
             pipe = load(config, device=device, dtype=dtype, offline=offline, progress=rank == 0, compile=compile)
         mine = jobs[rank::world]
-        todo = [j for j in mine if not is_complete(image_path(out_dir, j.index))]
+        todo = [j for j in mine if not is_complete(image_path(out_dir, j.index), j)]
         t0 = time.perf_counter()
         _generate(pipe, todo, out_dir, options, ssg, batch_size, rank, world, len(mine))
         if dist is not None:

@@ -350,7 +350,9 @@ def test_check_run_folder_without_images_is_not_another_run(tmp_path):
     check_run_folder(tmp_path, {"count": 2, "options": {"cfg": "bad"}}, overwrite=False)
     check_run_folder(tmp_path, {"count": 2, "options": {"cfg": 1.5}}, overwrite=False)
     assert json.loads((tmp_path / "run.json").read_text())["options"] == {"cfg": 1.5}
-    Image.new("RGB", (4, 4)).save(tmp_path / "000000.png")
+    from ssgen.output import save_png
+
+    save_png(Image.new("RGB", (4, 4)), tmp_path / "000000.png", {"index": 0})  # an image of a run (ssgen's settings)
     with pytest.raises(SSGenError, match=r"another run \(different options\)"):
         check_run_folder(tmp_path, {"count": 2, "options": {"cfg": 2.0}}, overwrite=False)
     (tmp_path / "run.json").write_text("{damaged")
