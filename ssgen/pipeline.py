@@ -120,9 +120,13 @@ class Pipeline:
         given = {k: v for k, v in options.items() if v is not None}
         return family(self.config.family).options.num_scales(self.config.model, {**self.config.defaults, **given})
 
-    def resolve(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, **kw) -> Request:
-        """Check a call against this model and resolve it (`ssgen.request.resolve` with this model's config)."""
-        return resolve(self.config, classes, prompts, **kw)
+    def resolve(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, *,
+                seed: int = 0, seeds: list[int] | None = None, ssg: SSG | bool | None = None, rng: str = "per-image",
+                image: Any = None, keep_mask: Any = None, keep_scales: int | None = None, **options) -> Request:
+        """Check a call against this model and resolve it, without running it: `generate`'s arguments (sampling
+        and family options as keywords) -> a `Request` for `run` (`ssgen.request.resolve`)."""
+        return resolve(self.config, classes, prompts, options=options, ssg=ssg, rng=rng, seeds=seeds, seed=seed,
+                       image=image, keep_mask=keep_mask, keep_scales=keep_scales)
 
     def generate(self, classes: list[int] | int | None = None, prompts: list[str] | str | None = None, *,
                  seed: int = 0, seeds: list[int] | None = None, cfg: float | list[float] | None = None,
@@ -137,9 +141,9 @@ class Pipeline:
         output size and encoded; `keep_mask` (a (h, w) tensor or a mask image, 1/white = keep the input, or an
         `ssgen.Box`) and/or `keep_scales=k` (keep the input's scales 0..k-1: variations) say which tokens keep
         the input's. The result's `reconstruction` is the input as the VAE reproduces it."""
-        options = dict(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, **family_kw)
-        request = self.resolve(classes, prompts, options=options, ssg=ssg, rng=rng, seeds=seeds, seed=seed,
-                               image=image, keep_mask=keep_mask, keep_scales=keep_scales)
+        request = self.resolve(classes, prompts, seed=seed, seeds=seeds, ssg=ssg, rng=rng, image=image,
+                               keep_mask=keep_mask, keep_scales=keep_scales, cfg=cfg, top_k=top_k, top_p=top_p,
+                               more_smooth=more_smooth, **family_kw)
         return self.run(request, on_scale=on_scale, keep_logits=keep_logits)
 
     def run(self, request: Request, on_scale: Callable[[int, Any], None] | None = None,

@@ -127,3 +127,15 @@ def test_batch_rng_records_what_reproduces_an_image(pipe):
     assert all(torch.equal(a[2], b[2]) for a, b in zip(res.tokens, again.tokens))
     per_image = pipe.generate(classes=[5, 6], seed=40, ssg=False)
     assert [s["seed"] for s in per_image.settings] == [40, 41] and "batch_size" not in per_image.settings[0]
+
+
+def test_resolve_then_run_is_generate(tiny_var):
+    """The README's two-step form: pipe.resolve(...) checks a call without running it; pipe.run(request) gives
+    what pipe.generate(...) with the same arguments gives; a bad option fails at resolve."""
+    pipe = ssgen.load(str(tiny_var), device="cpu", dtype="float32")
+    req = pipe.resolve(classes=[207 % 10], seed=3, cfg=2.0)
+    assert req.seeds == (3,) and req.options["cfg"] == 2.0 and req.num_scales == pipe.num_scales()
+    a, b = pipe.run(req), pipe.generate(classes=[207 % 10], seed=3, cfg=2.0)
+    assert all(torch.equal(x, y) for x, y in zip(a.tokens, b.tokens)) and torch.equal(a.pixels, b.pixels)
+    with pytest.raises(ssgen.SSGenError, match="cfg must be"):
+        pipe.resolve(classes=[1], cfg=-1.0)

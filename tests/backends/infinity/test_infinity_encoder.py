@@ -39,7 +39,7 @@ test_image.__test__ = False  # a helper, not a test
 
 def start(pipe, B: int = 1, **options):
     """One generation call's backend (the run class) for B images at pn 0.06M."""
-    return pipe.family.start(pipe.resolve(None, ["a cat"] * B, options={"pn": "0.06M", **options})).backend
+    return pipe.family.start(pipe.resolve(None, ["a cat"] * B, pn="0.06M", **options)).backend
 
 
 def keep_all(run, tokens: list[torch.Tensor]) -> torch.Tensor:
