@@ -540,6 +540,28 @@ def _generate(pipe: Any, todo: list[Job], out_dir: Path, options: dict[str, Any]
         drive(pipe, works, FolderSink(out_dir), watchers=[bar])
 
 
+def run_count(folder: Path, hint: str) -> int | None:
+    """The image count a batch folder's run.json gives; None without a run.json. A damaged one is an error that
+    ends with `hint` (what to do instead)."""
+    rf = folder / RUN_FILE
+    if not rf.exists():
+        return None
+    try:
+        return int(json.loads(rf.read_text())["count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SSGenError(f"{rf} is damaged{hint}") from None
+
+
+def run_images(folder: Path, count: int) -> list[Path]:
+    """Images 0..count-1 of a batch folder; a missing one is an error naming the first and how to finish them."""
+    files = [image_path(folder, i) for i in range(count)]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise SSGenError(f"{folder} is missing {len(missing)} of {count} images (first: {missing[0].name}); re-run "
+                         "the same `ssgen batch` command to finish them")
+    return files
+
+
 def npz_target(folder: Path, out: str | Path | None, overwrite: bool = False) -> Path:
     """Where pack_npz writes: `out`, or FOLDER.npz beside the folder. A name without `.npz` gets it appended
     (as numpy.savez does); its folder is created. An existing file is an error unless `overwrite`."""
@@ -577,22 +599,14 @@ def pack_npz(folder: str | Path, out: str | Path | None = None, num: int | None 
     if not d.is_dir():
         raise SSGenError(f"{d} is not a folder of images" + ("" if d.exists() else " (it does not exist)"))
     if num is None:
-        rf = d / RUN_FILE
-        if rf.exists():
-            try:
-                num = int(json.loads(rf.read_text())["count"])
-            except (OSError, ValueError, KeyError, TypeError):
-                raise SSGenError(f"{rf} is damaged; give the image count with --num") from None
-        else:
+        num = run_count(d, "; give the image count with --num")
+        if num is None:
             num = len(list(d.glob("[0-9]*.png")))
             if num < 1:
                 raise SSGenError(f"{d} holds no images to pack")
     if num < 1:
         raise SSGenError(f"--num must be at least 1, got {num}")
-    missing = [i for i in range(num) if not image_path(d, i).is_file()]
-    if missing:
-        raise SSGenError(f"{d} is missing {len(missing)} of {num} images (first: {image_path(d, missing[0]).name}); "
-                         "re-run the same `ssgen batch` command to finish them")
+    run_images(d, num)
     target = npz_target(d, out, overwrite)
 
     def pixels(i: int) -> np.ndarray:

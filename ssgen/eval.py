@@ -81,9 +81,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .atomic import atomic_file
-from .batch import RUN_FILE
+from .batch import run_count, run_images
 from .errors import ConfigError, SSGenError, WeightsError, first_line
-from .sinks import image_path
 
 METRICS = ("fid", "sfid", "is", "precision", "recall")
 TITLES = {"fid": "FID", "sfid": "sFID", "is": "IS", "precision": "precision", "recall": "recall", "clip": "CLIP score"}
@@ -216,18 +215,9 @@ def _open_npz(p: Path, role: str) -> Source:
 
 def _open_folder(d: Path, role: str) -> Source:
     """A folder: a batch folder (run.json: images 0..count-1 by index) or any folder of PNG/JPEG (by name)."""
-    run = d / RUN_FILE
-    if run.is_file():
-        try:
-            count = int(json.loads(run.read_text())["count"])
-        except (OSError, ValueError, KeyError, TypeError):
-            raise SSGenError(f"{run} is damaged: it gives no image count") from None
-        files = [image_path(d, i) for i in range(count)]
-        missing = [f for f in files if not f.is_file()]
-        if missing:
-            raise SSGenError(f"{d} is missing {len(missing)} of {count} images (first: {missing[0].name}); re-run "
-                             "the same `ssgen batch` command to finish them")
-        return Source(d, role, "batch folder", count=count, files=files)
+    count = run_count(d, ": it gives no image count")
+    if count is not None:
+        return Source(d, role, "batch folder", count=count, files=run_images(d, count))
     try:
         with os.scandir(d) as it:
             names = sorted(e.name for e in it if not e.name.startswith(".") and e.is_file()

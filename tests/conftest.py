@@ -125,3 +125,19 @@ def tiny_hart(tmp_path_factory) -> Path:
     from ssgen.backends.hart.tiny import make_tiny_hart
 
     return make_tiny_hart(tmp_path_factory.mktemp("tiny-hart"))
+
+
+@pytest.fixture
+def forwards(monkeypatch):
+    """Counts the images that go through the Inception network (ssgen.eval's tests: the cache, early errors)."""
+    from ssgen.inception import InceptionV3
+
+    seen = []
+    real = InceptionV3.forward
+
+    def spy(self, images):
+        seen.append(len(images))
+        return real(self, images)
+
+    monkeypatch.setattr(InceptionV3, "forward", spy)
+    return seen

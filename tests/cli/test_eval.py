@@ -17,7 +17,7 @@ from eval_helpers import noise_images, shared, write_folder, write_npz
 from helpers import one_line_error, ssgen, ssgen_here
 from PIL import Image
 
-from ssgen.inception import WEIGHTS_URL, InceptionV3
+from ssgen.inception import WEIGHTS_URL
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,19 +64,6 @@ def test_statistics_only_reference(files, tmp_path):
     assert "note: skipped precision, recall: the reference" in r.stderr
     one_line_error(ev(files, files["a"], "--ref", stats, "--metrics", "fid,precision"),
                    "cannot compute precision", "statistics only", "can give fid, sfid, is")
-
-
-@pytest.fixture
-def forwards(monkeypatch):
-    seen = []
-    real = InceptionV3.forward
-
-    def spy(self, images):
-        seen.append(len(images))
-        return real(self, images)
-
-    monkeypatch.setattr(InceptionV3, "forward", spy)
-    return seen
 
 
 @pytest.mark.parametrize("case, needles", [

@@ -17,7 +17,6 @@ from PIL import Image
 
 from ssgen.errors import SSGenError
 from ssgen.eval import WEIGHTS_SHA256, evaluate
-from ssgen.inception import InceptionV3
 from ssgen.metrics import feature_stats
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,20 +25,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     return shared(tmp_path_factory)
-
-
-@pytest.fixture
-def forwards(monkeypatch):
-    """Counts the images that go through the network."""
-    seen = []
-    real = InceptionV3.forward
-
-    def spy(self, images):
-        seen.append(len(images))
-        return real(self, images)
-
-    monkeypatch.setattr(InceptionV3, "forward", spy)
-    return seen
 
 
 def run(files, samples, ref, **kw):
