@@ -450,7 +450,7 @@ class RunReport:
 def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, Any] | None = None,
         ssg: SSG | bool | None = None, batch_size: int = 4, device: str = "auto", dtype: str = "auto",
         offline: bool | None = None, overwrite: bool = False, compile: bool | str = False,
-        keep_pipeline: bool = False) -> RunReport:
+        keep_pipeline: bool = False, checked: bool = False) -> RunReport:
     """Generate the images of `jobs` into `out_dir`, skipping complete ones; sharded under torchrun.
 
     model: a model name, YAML path or ModelConfig, loaded here only after the run folder is checked (a
@@ -460,6 +460,7 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
     ssg: None (the model's default), False (off) or an SSG; a job's `ssg:` wins.
     compile: `ssgen.load`'s opt-in torch.compile of the per-scale step (False, True / "default", "cuda-graphs").
     keep_pipeline: return the loaded Pipeline in the report (to run more folders without loading again).
+    checked: the caller already ran `validate_jobs` with these options and ssg (a sweep checks every cell first).
     Under torchrun (RANK and WORLD_SIZE set) process r takes jobs r, r+W, ... and this call sets up and
     tears down the process group (nccl on GPUs, gloo otherwise). Rank 0 writes manifest.jsonl at the end
     and raises an SSGenError when images are missing.
@@ -469,7 +470,8 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
     out_dir, options = Path(out_dir), dict(options or {})
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    validate_jobs(jobs, config, options, ssg)
+    if not checked:
+        validate_jobs(jobs, config, options, ssg)
     compile_mode(compile, device)  # before run.json is written ("auto" is judged once resolved, at load)
     ssg = config.ssg if ssg is None else (ssg or None)  # an SSG, or None for off
     record = run_record(config, options, ssg, jobs)

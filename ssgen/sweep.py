@@ -223,11 +223,12 @@ def run(model: Any, jobs: list, out_dir: str | Path, cells: list[Cell], ref: str
         if pipe is None:  # loaded once, after the first cell's folder is checked (inside batch.run)
             reports[cell.folder] = B.run(config, jobs, out / "cells" / cell.folder, options=cell.options,
                                          ssg=cell.ssg, batch_size=batch_size, device=device, dtype=dtype,
-                                         offline=offline, overwrite=overwrite, keep_pipeline=True)
+                                         offline=offline, overwrite=overwrite, keep_pipeline=True,
+                                         checked=True)
             pipe = reports[cell.folder].pipeline
         else:
             reports[cell.folder] = B.run(pipe, jobs, out / "cells" / cell.folder, options=cell.options,
-                                         ssg=cell.ssg, batch_size=batch_size, overwrite=overwrite)
+                                         ssg=cell.ssg, batch_size=batch_size, overwrite=overwrite, checked=True)
     if rank != 0:
         return SweepReport([], [], rank)
     from .eval import evaluate
