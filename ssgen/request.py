@@ -69,6 +69,13 @@ def resolve_ssg(config: ModelConfig, ssg: SSG | bool | None) -> SSG | None:
     return ssg
 
 
+def check_can_edit(config: ModelConfig) -> None:
+    """An edit of a model whose family cannot edit is an error naming the families that can."""
+    if not family(config.family).can_edit:
+        able = ", ".join(n for n, s in families().items() if s.can_edit)
+        raise ConfigError(f"{config.name} ({config.family}) cannot edit yet; editing works with: {able}")
+
+
 def check_seeds(seeds: list[Any]) -> list[int]:
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
@@ -100,9 +107,7 @@ def resolve(config: ModelConfig, classes: list | int | None = None, prompts: lis
         prompts = [prompts]
     edit = None
     if image is not None or keep_mask is not None or keep_scales is not None:
-        if not spec.can_edit:
-            able = ", ".join(n for n, s in families().items() if s.can_edit)
-            raise ConfigError(f"{config.name} ({config.family}) cannot edit yet; editing works with: {able}")
+        check_can_edit(config)
         edit = edit_input(image, keep_mask, keep_scales)
     conds = classes if classes is not None else prompts
     if not conds:

@@ -58,13 +58,12 @@ def edit_inputs(config: Any, image: Path | None, mask: Path | None, box: str | N
                 keep_scales: int | None) -> Any:
     """The edit flags -> the input opened and checked once for the whole command (`ssgen.edit_input.EditInput`),
     or None when it is not an edit. A family that cannot edit is the error first, whatever else is missing."""
-    from ..backends import families, family
     from ..edit_input import edit_input, parse_box
+    from ..request import check_can_edit
 
     edits = image is not None or mask is not None or box is not None or outpaint or keep_scales is not None
-    if edits and not family(config.family).can_edit:
-        able = ", ".join(n for n, s in families().items() if s.can_edit)
-        raise ConfigError(f"{config.name} ({config.family}) cannot edit yet; editing works with: {able}")
+    if edits:
+        check_can_edit(config)
     if image is None:
         given = [f for f, v in (("--mask", mask), ("--box", box), ("--outpaint", outpaint),
                                 ("--keep-scales", keep_scales is not None)) if v]
