@@ -34,6 +34,7 @@ from .errors import ConfigError, SSGenError, first_line
 from .request import resolve
 from .settings import SSG, ssg_from_config
 from .sinks import image_path
+from .textfile import read_text
 
 RUN_FILE = "run.json"
 MANIFEST = "manifest.jsonl"
@@ -136,10 +137,7 @@ def read_jobs(path: str | Path, base_seed: int = 0, config: ModelConfig | None =
     model, whose family says which per-job overrides a job may give."""
     fields = job_fields(config)
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError(f"cannot read job file {p}: {e.strerror or first_line(e)}") from None
+    text = read_text(p, "job file", "give a YAML list, JSON Lines or CSV job file (one job per image)")
     jobs: list[Job] = []
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
@@ -193,10 +191,8 @@ def jobs_from_flags(classes: str | None, per_class: int, prompts_file: str | Non
     if prompts_file:
         if per_prompt < 1:
             raise ConfigError(f"--per-prompt must be at least 1, got {per_prompt}")
-        try:
-            lines = [ln.strip() for ln in Path(prompts_file).read_text().splitlines()]
-        except OSError as e:
-            raise ConfigError(f"cannot read prompts file {prompts_file}: {e.strerror or first_line(e)}") from None
+        text = read_text(prompts_file, "prompts file", "give a text file with one prompt per line")
+        lines = [ln.strip() for ln in text.splitlines()]
         ps = [ln for ln in lines if ln]
         if not ps:
             raise ConfigError(f"prompts file {prompts_file} has no prompts (one per line)")
@@ -349,8 +345,8 @@ def check_run_folder(out: Path, record: dict[str, Any], overwrite: bool) -> None
                          f"{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}); use another --out")
     if f.exists():
         try:
-            old = json.loads(f.read_text())
-        except (OSError, ValueError):
+            old = json.loads(read_text(f, "run record", "", SSGenError))
+        except (SSGenError, ValueError):
             old = None
         if old != record and images and not overwrite:
             what = (f"different {', '.join(k for k in record if old.get(k) != record[k])}" if isinstance(old, dict)
@@ -549,8 +545,8 @@ def run_count(folder: Path, hint: str) -> int | None:
     if not rf.exists():
         return None
     try:
-        return int(json.loads(rf.read_text())["count"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(json.loads(read_text(rf, "run record", "", SSGenError))["count"])
+    except (SSGenError, ValueError, KeyError, TypeError):
         raise SSGenError(f"{rf} is damaged{hint}") from None
 
 

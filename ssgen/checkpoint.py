@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .errors import WeightsError, first_line
+from .textfile import read_text
 
 TRUNCATED = "the file is truncated or corrupted (an interrupted download?): delete it and download it again"
 
@@ -144,10 +145,11 @@ def _read_torch(p: Path, head: bytes) -> Any:
 def _shards(p: Path, role: str | None) -> list[Path]:
     """The shard files a `*.index.json` names; every one must be there."""
     _open_file(p, role)
+    text = read_text(p, "sharded checkpoint index", _fix(p), WeightsError)
     try:
-        index = json.loads(p.read_text())
+        index = json.loads(text)
         shards = sorted(set(index["weight_map"].values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise WeightsError(f"cannot read sharded index {p} ({first_line(e)}); {_fix(p)}") from None
     missing = [s for s in shards if not (p.parent / s).is_file()]
     if missing:

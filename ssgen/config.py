@@ -19,6 +19,7 @@ import yaml
 from .backends import families
 from .errors import ConfigError, first_line
 from .settings import SSG, ssg_from_config
+from .textfile import read_text
 
 
 def config_dir() -> Path:
@@ -127,11 +128,10 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
 
 def read_config(path: str | Path) -> ModelConfig:
     p = Path(path).expanduser()
+    text = read_text(p, "model config", "pass a registered model name (`ssgen models list`) or a YAML config")
     try:
-        data = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} not found") from None
-    except (OSError, yaml.YAMLError) as e:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
         raise ConfigError(f"cannot read config {p}: {first_line(e)}") from None
     return parse_config(data, p.resolve())
 
@@ -147,6 +147,23 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
     reg = registry()
     if s in reg:
         return read_config(reg[s])
+    if Path(s).expanduser().is_dir():
+        raise ConfigError(_folder_hint(s))
     if s.endswith((".yaml", ".yml")) or Path(s).expanduser().is_file():
         return read_config(s)
     raise ConfigError(f"unknown model {s!r}; known models: {', '.join(reg)} (or pass a path to a YAML config)")
+
+
+def _folder_hint(folder: str) -> str:
+    """A folder given as a model: the YAML configs in it (`-m tiny/var` for `-m tiny/var/var-tiny.yaml`)."""
+    p = Path(folder).expanduser()
+    try:
+        found = sorted(f.name for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+    except OSError as e:
+        return f"{folder} is a folder, not a model config, and cannot be listed ({e.strerror}); pass a YAML config"
+    if not found:
+        return (f"{folder} is a folder with no YAML config in it; pass a registered model name (`ssgen models list`)"
+                " or a YAML config")
+    shown = ", ".join(str(Path(folder) / name) for name in found[:5])
+    more = f" (and {len(found) - 5} more)" if len(found) > 5 else ""
+    return f"{folder} is a folder; pass one of its configs: {shown}{more}"

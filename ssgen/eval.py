@@ -83,6 +83,7 @@ import numpy as np
 from .atomic import atomic_file
 from .batch import run_count, run_images
 from .errors import ConfigError, SSGenError, WeightsError, first_line
+from .textfile import read_text
 
 METRICS = ("fid", "sfid", "is", "precision", "recall")
 TITLES = {"fid": "FID", "sfid": "sFID", "is": "IS", "precision": "precision", "recall": "recall", "clip": "CLIP score"}
@@ -258,8 +259,8 @@ def _memo_read(memo: Path | None) -> dict[str, Any] | None:
     if memo is None:
         return None
     try:
-        return json.loads(memo.read_text())
-    except (OSError, ValueError):
+        return json.loads(read_text(memo, "feature cache record", ""))
+    except (SSGenError, ValueError):
         return None
 
 
@@ -807,13 +808,14 @@ def prompts_of(src: Source) -> list[str]:
         raise ConfigError(f"the CLIP score needs each image's prompt: give a batch folder of a text-to-image run "
                           f"(its manifest.jsonl names them), not {src.path} ({src.kind})")
     by_file = {}
+    rebuild = "re-run the same `ssgen batch` command to rebuild it"
     try:
-        for line in manifest.read_text(encoding="utf-8").splitlines():
+        for line in read_text(manifest, "batch manifest", rebuild).splitlines():
             if line.strip():
                 rec = json.loads(line)
                 by_file[rec.get("file")] = rec.get("prompt")
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {manifest}: {e}; re-run the same `ssgen batch` command to rebuild it") from None
+    except (ValueError, AttributeError) as e:
+        raise ConfigError(f"cannot read {manifest}: {first_line(e)}; {rebuild}") from None
     prompts = [by_file.get(f.name) for f in src.files]
     missing = [f.name for f, p in zip(src.files, prompts) if not isinstance(p, str)]
     if missing:

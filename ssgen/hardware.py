@@ -11,7 +11,9 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+
+from .errors import SSGenError
+from .textfile import read_text
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ def cpu_info() -> CpuInfo:
 
 def _proc_cpuinfo() -> str:
     try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
+        return read_text("/proc/cpuinfo", "CPU description", "")
+    except SSGenError:
         return ""
 
 

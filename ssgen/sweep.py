@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
-from .errors import ConfigError
+from .errors import ConfigError, SSGenError
 from .settings import SSG
+from .textfile import read_text
 
 LOWER_IS_BETTER = {"fid": True, "sfid": True, "is": False, "precision": False, "recall": False, "clip": False}
 SSG_FIELDS = {"ssg_beta": "beta", "ssg_scales": "scales", "ssg_prior": "prior"}
@@ -257,7 +258,7 @@ def run(model: Any, jobs: list, out_dir: str | Path, cells: list[Cell], ref: str
 def _previous_rows(out: Path) -> dict[str, float]:
     """Seconds per image of the cells a previous run of this sweep timed (a resumed cell generates nothing)."""
     try:
-        data = json.loads((out / "sweep.json").read_text())
+        data = json.loads(read_text(out / "sweep.json", "sweep record", ""))
         return {c["folder"]: c["seconds_per_image"] for c in data.get("cells", []) if c.get("seconds_per_image")}
-    except (OSError, ValueError, TypeError, KeyError):
+    except (SSGenError, ValueError, TypeError, KeyError, AttributeError):
         return {}

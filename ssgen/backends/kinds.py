@@ -17,7 +17,8 @@ import fnmatch
 import json
 from pathlib import Path
 
-from ..errors import WeightsError
+from ..errors import SSGenError, WeightsError
+from ..textfile import read_text
 from . import families
 from .spec import Kind
 
@@ -41,8 +42,8 @@ def kind_of(sd: dict) -> Kind | None:
 def folder_kind(folder: Path) -> Kind | None:
     """The kind of a Hugging Face style folder, from its config.json's `model_type`; None if unknown or unreadable."""
     try:
-        model_type = json.loads((Path(folder) / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError):
+        model_type = json.loads(read_text(Path(folder) / "config.json", "model folder config", "")).get("model_type")
+    except (SSGenError, ValueError, AttributeError):
         return None
     return next((k for k in all_kinds() if model_type in k.model_types), None)
 

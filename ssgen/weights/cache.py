@@ -16,6 +16,8 @@ from typing import Any
 import huggingface_hub
 from huggingface_hub import errors as hf_errors
 
+from ..errors import WeightsError
+from ..textfile import read_text
 from .env import DEFAULT_REVISION, hub_cache_dir, is_commit
 from .verify import forget_verified, prune_verified
 
@@ -135,7 +137,12 @@ def _cached_commit(repo_folder: Path, revision: str) -> str | None:
     if is_commit(revision):
         return revision
     ref = repo_folder / "refs" / revision
-    return ref.read_text().strip() if ref.is_file() else None
+    return _read_ref(ref) if ref.is_file() else None
+
+
+def _read_ref(ref: Path) -> str:
+    """The commit a ref file of the cache names (refs/main holds one 40-hex line)."""
+    return read_text(ref, "Hub cache ref", f"delete {ref} (the next download writes it again)", WeightsError).strip()
 
 
 def _blob_in_use(repo_folder: Path, blob: Path) -> bool:
@@ -160,7 +167,7 @@ def _prune_snapshot(repo_folder: Path, snapshot: Path, commit: str) -> int:
         return 0
     refs = repo_folder / "refs"
     for ref in (p for p in refs.rglob("*") if p.is_file()) if refs.is_dir() else ():
-        if ref.read_text().strip() == commit:
+        if _read_ref(ref) == commit:
             ref.unlink()
     snapshots = repo_folder / "snapshots"
     if snapshots.is_dir() and any(snapshots.iterdir()):

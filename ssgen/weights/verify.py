@@ -19,6 +19,7 @@ from rich.console import Console
 
 from ..atomic import write_atomic
 from ..errors import SSGenError, WeightsError, first_line
+from ..textfile import read_text
 from .env import assets_cache_dir
 from .progress import RichTqdm, progress_bars
 
@@ -34,9 +35,9 @@ def _record_path() -> Path:
 def _read_record() -> dict[str, dict[str, Any]]:
     """Verified files: path -> {sha256, size, mtime_ns}; empty when missing or unreadable."""
     try:
-        files = json.loads(_record_path().read_text()).get("files", {})
+        files = json.loads(read_text(_record_path(), "sha256 record", "")).get("files", {})
         return files if isinstance(files, dict) else {}
-    except (OSError, ValueError, AttributeError):
+    except (SSGenError, ValueError, AttributeError):
         return {}
 
 
