@@ -118,6 +118,13 @@ def _read_safetensors(p: Path, head: bytes, header_only: bool = False) -> dict[s
         raise WeightsError(f"cannot read checkpoint {p} ({why}); {_fix(p)}") from None
 
 
+# torch's weights_only unpickler refusing a global a pickle asks for (as torch 2.13 words it): one outside its allowlist
+# ("Unsupported global: GLOBAL mod.Class was not an allowed global", an unknown class or a builtin such as eval), or
+# one of a module it blocks outright ("unsupported GLOBAL posix.system whose module posix is blocked": os,
+# subprocess, ...). Either means the file holds code or objects, not that it is damaged.
+_REFUSED = re.compile(r"unsupported (?:global: )?GLOBAL ([\w.]+)", re.IGNORECASE)
+
+
 def _read_torch(p: Path, head: bytes) -> Any:
     """torch.load with weights_only=True: memory-mapped for the zip format, read for the legacy one."""
     zipped = head[:4] == b"PK\x03\x04"
@@ -129,11 +136,11 @@ def _read_torch(p: Path, head: bytes) -> Any:
     try:
         return torch.load(p, map_location="cpu", weights_only=True, mmap=zipped)
     except Exception as e:  # torch raises many types here (UnpicklingError, RuntimeError, EOFError, ...)
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        if found:  # a well-formed file that pickles Python objects: loading it would run their code
-            raise WeightsError(f"{p} holds Python objects besides tensors ({found.group(1)}), which could run code "
-                               "when loaded; ssgen loads plain state dicts only (weights_only=True): save "
-                               "model.state_dict() from a trusted copy") from None
+        refused = _REFUSED.search(str(e))
+        if refused:  # a well-formed file that pickles Python objects: loading it would run their code
+            raise WeightsError(f"{p} holds Python objects besides tensors ({refused.group(1)}), which could run code "
+                               "when loaded, so it is refused for safety; ssgen loads plain state dicts only "
+                               "(weights_only=True): save model.state_dict() from a trusted copy") from None
         if zipped and "central directory" in str(e):
             raise WeightsError(f"checkpoint {p} is an incomplete zip archive; {_fix(p)}") from None
         why = first_line(e).split(". ")[0]  # torch's messages go on with advice that does not apply here

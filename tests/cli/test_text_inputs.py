@@ -45,7 +45,8 @@ def test_a_yaml_config_that_is_not_utf8(tiny_var, tmp_path):
 
 @pytest.mark.parametrize("name, content, needle", [
     ("image.png", PNG, "image.png is a PNG image, not a job file"),
-    ("jobs.csv", b"class,seed\n1,0\n# caf\xe9\n", "job file {path} is not UTF-8 text (byte 0xe9 on line 3, at offset 20)"),
+    ("jobs.csv", b"class,seed\n1,0\n# caf\xe9\n",
+     "job file {path} is not UTF-8 text (byte 0xe9 on line 3, at offset 20)"),
     ("jobs.yaml", "- class: 1\n".encode("utf-16"), "job file {path} is UTF-16 text; save it as UTF-8"),
 ])
 def test_job_files_that_are_not_utf8_text(tiny_var, tmp_path, name, content, needle):

@@ -195,6 +195,41 @@ def test_pickled_objects_are_named_as_such(tmp_path):
         read_state_dict(p)
 
 
+class _Runs:
+    """Pickled as a call of `fn(*args)`: what a checkpoint that runs code on loading holds."""
+
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+class _Unknown:
+    """A class weights_only does not know: the unpickler would import and build it."""
+
+
+def test_checkpoint_that_would_run_code_is_refused_for_safety(tiny_var, tmp_path):
+    """A pickle calling a global of a blocked module (os.system), a builtin (eval) or an unknown class is refused
+    for safety, never called "damaged", and never runs: torch's weights_only unpickler stops at the global."""
+    ran = tmp_path / "ran"
+    cases = {"system": (_Runs(os.system, f"touch {ran}"), f"{os.system.__module__}.system"),
+             "eval": (_Runs(eval, f"open({str(ran)!r}, 'w')"), "eval"),
+             "unknown": (_Unknown(), f"{__name__}._Unknown")}
+    for name, (obj, global_name) in cases.items():
+        p = tmp_path / f"{name}.pth"
+        torch.save({"w": torch.zeros(2), "x": obj}, p)
+        with pytest.raises(WeightsError, match="holds Python objects besides tensors") as info:
+            read_state_dict(p)
+        assert f"({global_name})" in str(info.value) and "damaged" not in str(info.value)
+    r = ssgen_here("generate", "-m", str(model_with(tiny_var, tmp_path, transformer=tmp_path / "system.pth")),
+                   "-c", "1", "-o", str(tmp_path / "x.png"))
+    line = one_line_error(r, f"system.pth holds Python objects besides tensors ({os.system.__module__}.system)",
+                          "could run code")
+    assert "download it again" not in line
+    assert not ran.exists()
+
+
 def test_sharded_checkpoint_with_missing_or_truncated_shard(tiny_inf, tmp_path):
     from safetensors.torch import save_file
 
