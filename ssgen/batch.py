@@ -378,13 +378,15 @@ def is_complete(path: Path, job: Job | None = None) -> bool:
     its job, says it is that job's image (its index and seed): a PNG copied in under another index is not."""
     from PIL import Image
 
+    from .output import settings_problem
+
     if not path.is_file():
         return False
     try:
         with Image.open(path) as im:
             im.load()
             text = getattr(im, "text", {})
-            if "ssgen" not in text:
+            if "ssgen" not in text or settings_problem(text["ssgen"]):
                 return False
             meta = json.loads(text["ssgen"])
     except Exception:

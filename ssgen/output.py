@@ -108,10 +108,43 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise SSGenError(f"{p} is a damaged PNG ({first_line(e)})") from None
     if META_KEY not in text:
         raise SSGenError(f"{p} has no ssgen settings (it was not written by ssgen, or they were stripped)")
+    why = settings_problem(text[META_KEY])
+    if why:
+        raise SSGenError(f"{p} has a damaged ssgen settings chunk ({why})")
+    return json.loads(text[META_KEY])
+
+
+MAX_SETTINGS_DEPTH = 32  # ssgen writes 5 levels (grid -> images -> image -> ssg -> scales); JSON can nest 100,000
+
+
+def settings_problem(chunk: str) -> str | None:
+    """What is wrong with a PNG's ssgen settings chunk, or None when it has the shape ssgen writes: a JSON mapping
+    (one image's settings, or a grid's: `grid` a mapping and `images` a list of mappings), nested a few levels."""
     try:
-        return json.loads(text[META_KEY])
+        meta = json.loads(chunk)
+    except RecursionError:
+        return "nested too deeply"
     except ValueError:
-        raise SSGenError(f"{p} has a damaged ssgen settings chunk") from None
+        return "not JSON"
+    if not isinstance(meta, dict):
+        return f"a JSON {_json_type(meta)}, not a mapping"
+    images = meta.get("images", [])
+    if not (isinstance(images, list) and all(isinstance(s, dict) for s in images)):
+        return "`images` is not a list of mappings"
+    if not isinstance(meta.get("grid", {}), dict):
+        return "`grid` is not a mapping"
+    level, depth = [meta], 1  # walked level by level: no recursion
+    while level:
+        if depth > MAX_SETTINGS_DEPTH:
+            return "nested too deeply"
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c) if isinstance(v, (dict, list))]
+        depth += 1
+    return None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return names.get(type(value), "null")
 
 
 def _font(size: int):

@@ -388,3 +388,30 @@ def test_info_on_files_that_are_not_ssgen_pngs(tiny_var, tmp_path):
         one_line_error(ssgen_here("info", str(tmp_path / name)), needle)
     r = ssgen("info", str(tmp_path / "notes.txt"))
     one_line_error(r, "is not an image")
+
+
+@pytest.mark.parametrize("chunk, why", [
+    ("{oops", "not JSON"),
+    ("[1, 2]", "a JSON list, not a mapping"),
+    ('"settings"', "a JSON string, not a mapping"),
+    ("null", "a JSON null, not a mapping"),
+    ('{"images": 5}', "`images` is not a list of mappings"),
+    ('{"images": [{"seed": 1}, 3]}', "`images` is not a list of mappings"),
+    ('{"grid": 3, "images": [{}]}', "`grid` is not a mapping"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"images": [{"ssg": ' + "[" * 200 + "]" * 200 + "}]}", "nested too deeply"),
+])
+def test_info_on_a_malformed_settings_chunk(tmp_path, chunk, why):
+    """A settings chunk that is not ssgen's JSON mapping (edited, or written by another tool) is one line naming
+    the file, for `ssgen info` and for a batch resume (whose image is then not complete)."""
+    from PIL import PngImagePlugin
+
+    from ssgen.batch import Job, is_complete
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("ssgen", chunk)
+    p = tmp_path / "odd.png"
+    Image.new("RGB", (4, 4)).save(p, pnginfo=info)
+    for args in ((str(p),), (str(p), "--json")):
+        one_line_error(ssgen_here("info", *args), f"{p} has a damaged ssgen settings chunk ({why})")
+    assert not is_complete(p, Job(index=0, seed=1, cls=1))
