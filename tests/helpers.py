@@ -46,9 +46,10 @@ class Ran:
         return self.stdout + self.stderr
 
 
-def ssgen_here(*args: str, env: dict | None = None) -> Ran:
+def ssgen_here(*args: str, env: dict | None = None, input: str | None = None) -> Ran:
     """The CLI run in this process by Typer's test runner: no interpreter start-up, for the tests that do
-    not need the entry point. `env`: variables set for the run only (read at call time, as ssgen does)."""
+    not need the entry point. `env`: variables set for the run only (read at call time, as ssgen does);
+    `input`: what the user types (answers to prompts)."""
     from typer.testing import CliRunner
 
     from ssgen.cli import app
@@ -58,7 +59,7 @@ def ssgen_here(*args: str, env: dict | None = None) -> Ran:
         warnings.simplefilter("default")
         for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
             warnings.simplefilter("ignore", category)
-        r = CliRunner().invoke(app, list(args), env=env)  # Click >= 8.2: stderr apart from stdout
+        r = CliRunner().invoke(app, list(args), env=env, input=input)  # Click >= 8.2: stderr apart from stdout
     stderr = r.stderr + "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown)
     if r.exc_info is not None and not issubclass(r.exc_info[0], SystemExit):  # a bug: Python prints its traceback
         stderr += "".join(traceback.format_exception(*r.exc_info))

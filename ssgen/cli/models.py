@@ -76,26 +76,86 @@ def models_path(name: str = NameArg):
 @models_app.command("remove")
 @friendly
 def models_remove(name: str = NameArg,
-                  yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")):
-    """Remove a model's downloaded files from the Hugging Face cache."""
+                  yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                  force: bool = typer.Option(False, "--force", help="Remove the files other models use too (it names "
+                                             "the models this breaks).")):
+    """Remove a model's downloaded files from the Hugging Face cache, keeping those another known model uses."""
     from ..config import load_config
-    from ..weights import cached_size, hub_cache_dir, remove_cached, remove_cached_file
+    from ..weights import cached_weight_files, hub_cache_dir, removal_size, remove_entries
 
     config = load_config(name)
-    # one entry per cached thing: HART's llm/ and tokenizer/ are two folders of one repo revision
-    hub = list(dict.fromkeys((s.repo, s.file, s.revision) for s in config.weights.values() if s.repo))
-    if not hub:
-        out.print(f"{config.name} uses only local files; nothing to remove", soft_wrap=True)
+    if not any(spec.repo and spec.path is None for spec in config.weights.values()):
+        _say(f"{config.name} uses only local files; nothing to remove")
         return
-    size = sum(cached_size(repo, file, revision) for repo, file, revision in hub)
-    if size == 0:
-        out.print(f"nothing of {config.name} is in the cache {hub_cache_dir()}; nothing to remove", soft_wrap=True)
+    # one entry per cached file: HART's llm/ and tokenizer/ are two folders of one snapshot
+    ours = list(dict.fromkeys(e for spec in config.weights.values() for e in cached_weight_files(spec)))
+    if not ours:
+        _say(f"nothing of {config.name} is in the cache {hub_cache_dir()}; nothing to remove")
         return
+    users = _other_users(config, ours)
+    for files, count, models in _by_users(ours, users):
+        it = "it" if count == 1 else "them"
+        if force:
+            _say(f"--force: removing {files} breaks {', '.join(models)} (`ssgen models download` gets {it} back)")
+        else:
+            _say(f"keeping {files}: {', '.join(models)} {'uses' if len(models) == 1 else 'use'} {it} too")
+    gone = ours if force else [e for e in ours if e not in users]
+    if not gone:
+        _say(f"nothing removed: every cached file of {config.name} is used by another model (--force removes them)")
+        return
+    size = removal_size(gone)
     if not yes and not typer.confirm(f"remove {_size(size)} of cached weights of {config.name}?"):
         raise typer.Exit(1)
-    freed = sum(remove_cached_file(repo, file, revision) if file else remove_cached(repo, revision)
-                for repo, file, revision in hub)
-    out.print(f"removed {_size(freed)}", soft_wrap=True)
+    _say(f"removed {_size(remove_entries(gone))}")
+
+
+def _other_users(config, entries: list) -> dict:
+    """Which other known models use each of these cached files: cached entry -> their names.
+
+    Known models are the registered ones and the user's own YAML configs that resolved Hub weights (a YAML gone
+    or unreadable since is ignored); the config being removed is not another model, whatever its name. A model
+    holds a shared file when it is downloaded (each of its Hub entries has cached files) or has cached files of
+    its own: a model none of whose files are cached loses nothing."""
+    from ..config import read_config, registry
+    from ..errors import SSGenError
+    from ..weights import cached_weight_files, seen_configs
+
+    mine = config.source.resolve() if config.source is not None else None
+    registered = {path.resolve(): name for name, path in registry().items()}
+    users: dict = {}
+    for path, label in [*registered.items(), *((p, str(p)) for p in seen_configs() if p not in registered)]:
+        if path == mine:
+            continue
+        try:
+            other = read_config(path)
+        except SSGenError:
+            continue
+        cached = [set(cached_weight_files(spec)) for spec in other.weights.values() if spec.repo and not spec.path]
+        theirs = set().union(*cached)
+        if all(cached) or theirs - set(entries):
+            for entry in theirs.intersection(entries):
+                users.setdefault(entry, []).append(label)
+    return users
+
+
+def _by_users(entries: list, users: dict) -> list[tuple[str, int, list[str]]]:
+    """The shared files grouped by the models that use them: ("repo/file" or "N files of repo (a, b, ...)", N,
+    the models)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for e in entries:
+        if e in users:
+            groups.setdefault((e.repo, tuple(users[e])), []).append(e.name)
+    out = []
+    for (repo, models), names in groups.items():
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        files = f"{repo}/{names[0]}" if len(names) == 1 else f"{len(names)} files of {repo} ({shown})"
+        out.append((files, len(names), list(models)))
+    return out
+
+
+def _say(text: str) -> None:
+    """One line of results, as it is: names and paths are never read as markup."""
+    out.print(text, soft_wrap=True, markup=False, highlight=False)
 
 
 def _size(n: int) -> str:

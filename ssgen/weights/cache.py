@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import os
 import shutil
 from pathlib import Path
@@ -143,6 +144,52 @@ def _cached_commit(repo_folder: Path, revision: str) -> str | None:
 def _read_ref(ref: Path) -> str:
     """The commit a ref file of the cache names (refs/main holds one 40-hex line)."""
     return read_text(ref, "Hub cache ref", f"delete {ref} (the next download writes it again)", WeightsError).strip()
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedEntry:
+    """One cached file of a Hub snapshot: what `ssgen models remove` weighs, keeps or deletes."""
+
+    repo: str
+    commit: str
+    name: str  # its path in the repo, e.g. "vae_ch160v4096z32.pth" or "text_encoder/config.json"
+    path: Path  # the snapshot entry (a link to a blob, or a copy where links are not supported)
+
+
+def cached_entries(repo: str, revision: str | None, names: list[str] | None = None,
+                   patterns: list[str] | None = None) -> list[CachedEntry]:
+    """The cached files of a repo at the snapshot `revision` (a commit, or a ref such as "main"; None = "main")
+    points to: the given `names`, else those matching `patterns` (huggingface_hub's allow_patterns; None = all).
+    No network; empty when nothing of it is cached."""
+    snapshots = _repo_cache_folder(repo) / "snapshots"
+    commit = _cached_commit(snapshots.parent, revision or DEFAULT_REVISION)
+    snapshot = snapshots / commit if commit else None
+    if snapshot is None or not snapshot.is_dir():
+        return []
+    if names is not None:
+        found = [snapshot / name for name in names]
+    else:  # a pattern ending in "/" means the folder's files, as for snapshot_download
+        globs = [p + "*" if p.endswith("/") else p for p in patterns] if patterns is not None else ["*"]
+        found = [p for p in sorted(snapshot.rglob("*"))
+                 if any(fnmatch.fnmatch(p.relative_to(snapshot).as_posix(), g) for g in globs)]
+    return [CachedEntry(repo, commit, p.relative_to(snapshot).as_posix(), p) for p in found
+            if p.is_symlink() or p.is_file()]
+
+
+def removal_size(entries: list[CachedEntry]) -> int:
+    """The bytes removing these entries frees: the blobs that no other snapshot entry links to, each counted once."""
+    gone = {e.path for e in entries}
+    blobs = {e.path.resolve() for e in entries}
+    for folder in {_repo_cache_folder(e.repo) for e in entries}:
+        for entry in (folder / "snapshots").rglob("*"):
+            if entry.is_symlink() and entry not in gone:
+                blobs.discard(entry.resolve())  # still linked: stays
+    return sum(b.stat().st_size for b in blobs if b.is_file())
+
+
+def remove_entries(entries: list[CachedEntry]) -> int:
+    """Delete cached files (and their blobs unless another snapshot links to them); returns the bytes freed."""
+    return sum(remove_cached_file(e.repo, e.name, e.commit) for e in entries)
 
 
 def _blob_in_use(repo_folder: Path, blob: Path) -> bool:

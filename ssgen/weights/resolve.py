@@ -18,14 +18,15 @@ from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub
 from rich.console import Console
 
 from ..errors import ConfigError, SSGenError, WeightsError
-from .cache import cached_file, is_cached
+from .cache import CachedEntry, cached_entries, cached_file, is_cached
 from .env import DEFAULT_REVISION, hub_cache_dir, hub_endpoint, hub_kwargs, is_commit, is_offline
 from .errors import Target, hub_errors, offline_error
 from .progress import progress_bars
+from .seen import remember_config
 from .verify import check_sha256, normalize_sha256, verify_sha256
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from ..config import ModelConfig, WeightSpec
 
 
 def _check_file_reachable(repo: str, filename: str, revision: str, token: str | bool | None) -> None:
@@ -162,12 +163,33 @@ def resolve_weight(config: ModelConfig, role: str, *, offline: bool | None = Non
             verify_sha256(path, spec.sha256, progress=progress)
         return path
     if spec.file is not None:
-        return resolve_file(spec.repo, spec.file, spec.revision, spec.sha256, offline=offline, progress=progress)
-    if spec.sha256:  # checked before anything downloads
+        path = resolve_file(spec.repo, spec.file, spec.revision, spec.sha256, offline=offline, progress=progress)
+    elif spec.sha256:  # checked before anything downloads
         raise ConfigError(f"config {config.name}: weights.{role} is a Hub folder ({spec.repo}) with a sha256, but a "
                           "sha256 checks one file; remove it (or use `file:` for a single file)")
-    return resolve_folder(spec.repo, spec.revision, subfolder=spec.folder or None, allow_patterns=spec.allow,
-                          offline=offline, progress=progress)
+    else:
+        path = resolve_folder(spec.repo, spec.revision, subfolder=spec.folder or None, allow_patterns=spec.allow,
+                              offline=offline, progress=progress)
+    if config.source is not None and not _is_registered(config.source):
+        remember_config(config.source)  # so that `ssgen models remove` of another model keeps these files
+    return path
+
+
+def _is_registered(source: Path) -> bool:
+    """Whether a YAML file is one of the released models' configs (those `ssgen models remove` always knows)."""
+    from ..config import config_dir
+
+    return Path(source).resolve().parent == config_dir().resolve()
+
+
+def cached_weight_files(spec: WeightSpec) -> list[CachedEntry]:
+    """The cached files of one weights entry: its Hub file, or the files of its Hub folder (its subfolder and
+    `allow` patterns) in the snapshot its revision points to; none for a local `path:`. No network."""
+    if spec.path is not None or not spec.repo:
+        return []
+    if spec.file is not None:
+        return cached_entries(spec.repo, spec.revision, names=[spec.file])
+    return cached_entries(spec.repo, spec.revision, patterns=_folder_patterns(spec.folder or None, spec.allow))
 
 
 def is_local(config: ModelConfig, role: str) -> bool:
