@@ -147,7 +147,7 @@ def load_config(name_or_path: str | Path) -> ModelConfig:
     reg = registry()
     if s in reg:
         return read_config(reg[s])
-    if Path(s).expanduser().is_dir():
+    if s.strip() and Path(s).expanduser().is_dir():
         raise ConfigError(_folder_hint(s))
     if s.endswith((".yaml", ".yml")) or Path(s).expanduser().is_file():
         return read_config(s)
