@@ -28,11 +28,12 @@ import yaml
 from rich.console import Console
 
 from .backends import families, family
+from .checks import MAX_SEED, as_int, as_str
 from .compile import compile_mode
 from .config import ModelConfig, load_config
-from .errors import ConfigError, SSGenError, first_line
+from .errors import ConfigError, OptionError, SSGenError, first_line
 from .request import resolve
-from .settings import SSG, ssg_from_config
+from .settings import SSG, check_seed_span, ssg_from_config
 from .sinks import image_path
 from .textfile import read_text
 
@@ -95,6 +96,8 @@ def job_fields(config: ModelConfig | None = None) -> tuple[str, ...]:
 
 
 def _job_from_record(rec: Any, index: int, base_seed: int, where: str, fields: tuple[str, ...]) -> Job:
+    """One job of a file, its class, prompt and seed of the right type (no coercion: `class: 2.0` and `seed: "7"`
+    are errors naming the job and the field). An absent or empty field is not given."""
     if not isinstance(rec, dict):
         raise ConfigError(f"{where}: a job must be a mapping with `class` or `prompt`, got {rec!r}")
     rec = {k: v for k, v in rec.items() if v is not None and v != ""}
@@ -106,30 +109,65 @@ def _job_from_record(rec: Any, index: int, base_seed: int, where: str, fields: t
     if unknown:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; allowed: class, prompt, seed, "
                           + ", ".join(fields))
-    try:
-        cls = int(cls) if cls is not None else None
-        seed = int(seed) if seed is not None else base_seed + index
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: class and seed must be integers") from None
-    return Job(index=index, seed=seed, cls=cls, prompt=str(prompt) if prompt is not None else None, overrides=rec,
-               source=where)
+    try:  # the class's range is the model's: `validate_jobs` judges it
+        cls = as_int(cls, "class", 0) if cls is not None else None
+        prompt = as_str(prompt, "prompt") if prompt is not None else None
+        seed = as_int(seed, "seed", 0, MAX_SEED, " (what torch's generators take)") if seed is not None else None
+    except OptionError as e:
+        raise e.at(where) from None
+    if seed is None:  # seed + index: past 2**64-1 is the base seed's error (the run's, not this job's)
+        seed = check_seed_span(base_seed, index + 1) + index
+    return Job(index=index, seed=seed, cls=cls, prompt=prompt, overrides=rec, source=where)
 
 
-def _coerce_csv(rec: dict[str, str]) -> dict[str, Any]:
-    """CSV cells are strings: parse numbers, booleans and JSON (e.g. an ssg mapping) where they parse."""
+_INT = re.compile(r"[-+]?\d+")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(nan|inf|infinity)", re.IGNORECASE)
+_LIST = re.compile(r"[^,]+(,[^,]+)+")
+
+
+def parse_cell(text: str, kind: str = "value") -> Any:
+    """A CSV cell (text by nature) -> the value it writes, strictly. `kind` "text" (a prompt, a negative prompt,
+    a size) keeps it as written; "value" reads true/false, a whole number (digits only: `017` is 17), a decimal
+    number (`0.5`, `1e3`), numbers separated by commas (a per-scale option), a {...} or [...] in JSON/YAML flow
+    style (an ssg mapping, a list), else the text itself, which the checks then refuse where a number is due.
+    YAML's own reading of a bare cell is not used: it takes `1:30` for 90, `017` for 15 and `yes` for true."""
+    s = text.strip()
+    if kind == "text":
+        return s
+    if _INT.fullmatch(s):
+        return int(s)
+    if _FLOAT.fullmatch(s):
+        return float(s)
+    if s.lower() in ("true", "false"):
+        return s.lower() == "true"
+    if s[:1] in ("{", "["):
+        try:
+            return yaml.safe_load(s)
+        except yaml.YAMLError:
+            raise ConfigError(f"malformed cell {s!r}; write a mapping or list as JSON") from None
+    if _LIST.fullmatch(s):
+        parts = [parse_cell(v) for v in s.split(",")]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in parts):
+            return parts
+    return s
+
+
+def _cells(rec: dict[str, str], texts: set[str]) -> dict[str, Any]:
+    """A CSV row's cells -> a job record (`parse_cell`; a prompt as written; an empty cell is not given)."""
     out: dict[str, Any] = {}
     for k, v in rec.items():
         if k is None:
             raise ConfigError("a CSV row has more cells than the header")
-        v = (v or "").strip()
-        if k == "prompt" or v == "":
-            out[k] = v
-            continue
-        try:
-            out[k] = yaml.safe_load(v)
-        except yaml.YAMLError:
-            out[k] = v
+        v = v or ""
+        out[k] = v if k == "prompt" or not v.strip() else parse_cell(v, "text" if k in texts else "value")
     return out
+
+
+def text_fields(config: ModelConfig | None = None) -> set[str]:
+    """The job fields whose CSV cells stay text: `prompt` and the families' text flags (negative_prompt, size,
+    ...): a negative prompt "42" is text, not a number."""
+    specs = [family(config.family)] if config is not None else list(families().values())
+    return {"prompt"} | {f.name for spec in specs for f in spec.flags if f.kind == "text"}
 
 
 def read_jobs(path: str | Path, base_seed: int = 0, config: ModelConfig | None = None) -> list[Job]:
@@ -150,12 +188,13 @@ def read_jobs(path: str | Path, base_seed: int = 0, config: ModelConfig | None =
                 raise ConfigError(f"{p}:{n}: malformed JSON ({e.msg})") from None
             jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}", fields))
     elif suffix == ".csv":
+        texts = text_fields(config)
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames:
             raise ConfigError(f"{p} is empty: add a header line (class or prompt, seed, ...) and one job per line")
         for n, row in enumerate(reader, 2):
             try:
-                rec = _coerce_csv(row)
+                rec = _cells(row, texts)
             except ConfigError as e:
                 raise ConfigError(f"{p}:{n}: {e}") from None
             jobs.append(_job_from_record(rec, len(jobs), base_seed, f"{p}:{n}", fields))
@@ -184,19 +223,19 @@ def jobs_from_flags(classes: str | None, per_class: int, prompts_file: str | Non
     if classes and prompts_file:
         raise ConfigError("give either --classes or --prompts-file, not both")
     if classes:
-        if per_class < 1:
-            raise ConfigError(f"--per-class must be at least 1, got {per_class}")
+        per_class = as_int(per_class, "per_class", 1)
         cl = parse_class_ranges(classes)
-        return [Job(index=i, seed=base_seed + i, cls=cl[i // per_class]) for i in range(len(cl) * per_class)]
+        base = check_seed_span(base_seed, len(cl) * per_class)
+        return [Job(index=i, seed=base + i, cls=cl[i // per_class]) for i in range(len(cl) * per_class)]
     if prompts_file:
-        if per_prompt < 1:
-            raise ConfigError(f"--per-prompt must be at least 1, got {per_prompt}")
+        per_prompt = as_int(per_prompt, "per_prompt", 1)
         text = read_text(prompts_file, "prompts file", "give a text file with one prompt per line")
         lines = [ln.strip() for ln in text.splitlines()]
         ps = [ln for ln in lines if ln]
         if not ps:
             raise ConfigError(f"prompts file {prompts_file} has no prompts (one per line)")
-        return [Job(index=i, seed=base_seed + i, prompt=ps[i // per_prompt]) for i in range(len(ps) * per_prompt)]
+        base = check_seed_span(base_seed, len(ps) * per_prompt)
+        return [Job(index=i, seed=base + i, prompt=ps[i // per_prompt]) for i in range(len(ps) * per_prompt)]
     raise ConfigError("nothing to generate: give --jobs FILE, --classes RANGE or --prompts-file FILE (or --preset)")
 
 
@@ -233,6 +272,10 @@ def validate_jobs(jobs: list[Job], config: ModelConfig, options: dict[str, Any] 
                 raise ConfigError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: class, prompt, seed, "
                                   + ", ".join(fields))
             group_request([j], config, options or {}, ssg)
+        except OptionError as e:
+            if e.where or (e.field in (options or {}) and e.field not in j.overrides):
+                raise  # the run's option (an argument, a flag) or the config's `defaults:`, not the job's
+            raise e.at(where) from None
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
 
@@ -466,8 +509,7 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
     loaded = not isinstance(model, (str, Path, ModelConfig))  # a Pipeline: no torch import before the checks
     config = model.config if loaded else (model if isinstance(model, ModelConfig) else load_config(model))
     out_dir, options = Path(out_dir), dict(options or {})
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = as_int(batch_size, "batch_size", 1)
     if not checked:
         validate_jobs(jobs, config, options, ssg)
     compile_mode(compile, device)  # before run.json is written ("auto" is judged once resolved, at load)

@@ -39,6 +39,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from .checks import as_int
 from .errors import ConfigError, SSGenError, WeightsError, first_line
 from .quiet import quiet_transformers
 
@@ -324,8 +325,7 @@ def clip_score(model: ClipModel, images, prompts, batch_size: int = 32) -> tuple
     """
     prompts = _check_prompts(prompts)
     n = len(prompts)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = as_int(batch_size, "batch_size", 1)
     if hasattr(images, "__len__") and len(images) != n:
         raise ConfigError(f"{len(images)} images but {n} prompts; give one prompt per image")
     if n == 0:

@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from .backends import families
-from .errors import ConfigError, first_line
+from .checks import as_kind
+from .errors import ConfigError, OptionError, first_line
 from .settings import SSG, ssg_from_config
 from .textfile import read_text
 
@@ -96,6 +97,19 @@ def check_fields(section: dict, known: tuple[str, ...], where: str, what: str) -
             raise ConfigError(f"{where}: unknown {what} field {key!r}; {hint}")
 
 
+def check_model_kinds(model: dict, fields: Any, where: str) -> None:
+    """Each `model:` value of the kind its family declares (`MODEL_FIELDS` as a mapping field -> kind, see
+    `ssgen.checks.KINDS`): `depth: 2.0` or `shared_aln: "false"` is an error naming the field, not a model
+    built from a coerced value. null means "not given" (the model's default)."""
+    kinds = fields if isinstance(fields, dict) else {}
+    for key, value in model.items():
+        if value is not None:
+            try:
+                as_kind(value, kinds.get(key), key)
+            except OptionError as e:
+                raise e.at(f"{where}: model") from None
+
+
 def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
     """Validate a config mapping (as read from YAML)."""
     where = str(source) if source else "model config"
@@ -118,6 +132,7 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
         if data.get(sec) is not None and not isinstance(data[sec], dict):
             raise ConfigError(f"{where}: `{sec}:` must be a mapping")
         check_fields(data.get(sec) or {}, known, where, f"{sec}:")
+    check_model_kinds(data.get("model") or {}, fam.MODEL_FIELDS, where)
     return ModelConfig(
         name=str(name), family=family, description=str(data.get("description") or ""),
         weights={role: _weight(role, d, where) for role, d in weights.items()},

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, first_line
+from .checks import as_float, as_int
+from .errors import ConfigError, OptionError, first_line
 
 MAX_GRID_TOKENS_ALWAYS_KEPT = 3  # scales with at most this many tokens always keep the input (the notebook's rule)
 
@@ -31,9 +32,8 @@ MAX_GRID_TOKENS_ALWAYS_KEPT = 3  # scales with at most this many tokens always k
 
 def check_box(x0: float, y0: float, x1: float, y1: float) -> None:
     """A box in image fractions: inside [0, 1], x0 < x1 and y0 < y1."""
-    vals = (x0, y0, x1, y1)
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in vals):
-        raise ConfigError(f"box {vals} must be four numbers X0,Y0,X1,Y1 (fractions of the image, 0..1)")
+    vals = tuple(as_float(v, "box", hint=" (X0,Y0,X1,Y1 are fractions of the image, 0..1)") for v in (x0, y0, x1, y1))
+    x0, y0, x1, y1 = vals
     if not all(0.0 <= v <= 1.0 for v in vals):
         raise ConfigError(f"box {','.join(f'{v:g}' for v in vals)} is outside [0, 1]; give fractions of the "
                           "image, e.g. --box 0.25,0.25,0.75,0.75")
@@ -75,12 +75,12 @@ def parse_box(text: str, outpaint: bool = False) -> Box:
 
 def check_keep_scales(keep_scales: Any, num_scales: int | None) -> int:
     """keep_scales: a whole number in 0..K (K = every scale kept: the reconstruction)."""
-    ok = isinstance(keep_scales, int) and not isinstance(keep_scales, bool) and keep_scales >= 0
-    if not ok or (num_scales is not None and keep_scales > num_scales):
+    k = as_int(keep_scales, "keep_scales", hint=" (the input's first scales to keep)")
+    if k < 0 or (num_scales is not None and k > num_scales):
         hi = num_scales if num_scales is not None else "K"
-        raise ConfigError(f"keep_scales {keep_scales!r} is out of range: give 0..{hi} (the input's first scales "
-                          "to keep; this model runs " + (f"{num_scales} scales)" if num_scales else "K scales)"))
-    return int(keep_scales)
+        raise OptionError("keep_scales", f"{k} is out of range: give 0..{hi} (the input's first scales to keep; "
+                                         "this model runs " + (f"{num_scales} scales)" if num_scales else "K scales)"))
+    return k
 
 
 def is_tensor(x: Any) -> bool:

@@ -14,6 +14,29 @@ class ConfigError(SSGenError):
     """A model config, a generation option or a command-line value is invalid."""
 
 
+class OptionError(ConfigError):
+    """A bad value of one named option: a keyword of the Python API, a field of a job file or config, a flag.
+
+    The message is `FIELD PROBLEM` ("top_k must be a whole number >= 0, got 2.5"), so that each entry point can
+    name the option as its user wrote it: the command line says `--top-k` for a value typed there (`named`,
+    applied by `ssgen.cli.app.friendly`), a job file or config prefixes where the value was written (`at`)."""
+
+    def __init__(self, field: str, problem: str, where: str = ""):
+        self.field, self.problem, self.where = field, problem, where
+        super().__init__(f"{where}: {field} {problem}" if where else f"{field} {problem}")
+
+    def named(self, label: str) -> "OptionError":
+        """The same error naming the option `label` (a command-line flag)."""
+        return OptionError(label, self.problem)
+
+    def at(self, where: str) -> "OptionError":
+        """The same error said of the value written at `where` ("jobs.jsonl:3", "t.yaml: defaults")."""
+        return OptionError(self.field, self.problem, where)
+
+    def __reduce__(self):  # pickles (torch.distributed broadcasts errors between ranks)
+        return OptionError, (self.field, self.problem, self.where)
+
+
 class WeightsError(SSGenError):
     """Weights cannot be found, downloaded, verified or loaded."""
 

@@ -82,6 +82,7 @@ import numpy as np
 
 from .atomic import atomic_file
 from .batch import run_count, run_images
+from .checks import as_int
 from .errors import ConfigError, SSGenError, WeightsError, first_line
 from .textfile import read_text
 
@@ -859,8 +860,8 @@ def evaluate(samples: str | Path, ref: str | Path | None, metrics: str | Iterabl
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
     asked = parse_metrics(metrics)
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if batch_size is not None:
+        batch_size = as_int(batch_size, "batch_size", 1)
     if bootstrap < 0 or bootstrap == 1:
         raise ConfigError(f"--bootstrap must be 0 (none) or at least 2 resamples, got {bootstrap}")
     if ref is None and not clip:

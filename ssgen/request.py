@@ -13,6 +13,7 @@ and `Pipeline.run` resolves the request once more against the loaded model's num
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -20,8 +21,8 @@ from typing import Any, Mapping
 from .backends import families, family
 from .config import ModelConfig
 from .edit_input import EditInput, check_keep_scales, edit_input
-from .errors import ConfigError
-from .settings import MAX_SEED, RNG_MODES, SSG
+from .errors import ConfigError, OptionError
+from .settings import RNG_MODES, SSG, check_seed_span, check_seeds
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,14 @@ def check_can_edit(config: ModelConfig) -> None:
         raise ConfigError(f"{config.name} ({config.family}) cannot edit yet; editing works with: {able}")
 
 
-def check_seeds(seeds: list[Any]) -> list[int]:
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
-            raise ConfigError(f"seed {s!r} is not a whole number in 0..2**64-1 (what torch's generators take)")
-    return [int(s) for s in seeds]
+def _listed(value: Any) -> list | None:
+    """One condition or a sequence of them -> a list (None stays None). A lone value that is not a list (a class,
+    a prompt, True, 2.5) is one image, judged as such by the family's checks."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return [value]
+    return list(value)
 
 
 def _betas_below_zero(ssg: SSG) -> bool:
@@ -101,10 +105,7 @@ def resolve(config: ModelConfig, classes: list | int | None = None, prompts: lis
     `seed + i`. options: sampling and family options (None values are "not given"). image, keep_mask,
     keep_scales: an edit (`image` may be an EditInput, opened once by the caller for many calls)."""
     spec = family(config.family)
-    if isinstance(classes, int) and not isinstance(classes, bool):
-        classes = [classes]
-    if isinstance(prompts, str):
-        prompts = [prompts]
+    classes, prompts = _listed(classes), _listed(prompts)
     edit = None
     if image is not None or keep_mask is not None or keep_scales is not None:
         check_can_edit(config)
@@ -116,15 +117,20 @@ def resolve(config: ModelConfig, classes: list | int | None = None, prompts: lis
     if rng not in RNG_MODES:
         raise ConfigError(f"unknown rng mode {rng!r}; use one of: {', '.join(RNG_MODES)}")
     if seeds is None:
-        check_seeds([seed])
-        seeds = [int(seed) + i for i in range(len(conds))]
-    elif len(seeds) != len(conds):
-        raise ConfigError(f"{len(seeds)} seeds for {len(conds)} images; give one seed per image")
-    seeds = check_seeds(list(seeds))
-    opts = dict(config.defaults)
-    opts.update({k: v for k, v in (options or {}).items() if v is not None})
-    parsed = spec.options.parse(config.name, config.model, list(classes) if classes is not None else None,
-                                list(prompts) if prompts is not None else None, opts)
+        base = check_seed_span(seed, len(conds))
+        seeds = [base + i for i in range(len(conds))]
+    else:
+        seeds = check_seeds(_listed(seeds))
+        if len(seeds) != len(conds):
+            raise ConfigError(f"{len(seeds)} seeds for {len(conds)} images; give one seed per image")
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    opts = {**config.defaults, **given}
+    try:
+        parsed = spec.options.parse(config.name, config.model, classes, prompts, opts)
+    except OptionError as e:  # a value of the config's `defaults:`: say where it was written
+        if e.field in config.defaults and e.field not in given and not e.where:
+            raise e.at(f"{config.source or config.name}: defaults") from None
+        raise
     notes = list(parsed.notes)
     K = parsed.scales
     if edit is not None and edit.keep_scales is not None:
@@ -143,11 +149,13 @@ def resolve(config: ModelConfig, classes: list | int | None = None, prompts: lis
 
 
 def rebind(request: Request, config: ModelConfig) -> Request:
-    """The same call resolved against another config (the loaded model's, which knows every number): the
-    given options are the request's merged ones, so defaults are not applied twice."""
-    ed = request.edit
-    r = resolve(replace(config, defaults={}), request.classes and list(request.classes),
-                request.prompts and list(request.prompts), dict(request.options), request.ssg or False, request.rng,
-                list(request.seeds), image=ed)
+    """The same call resolved against another config (the loaded model's, which knows every number), with the
+    same options: the request's `defaults:` and, on top, the call's own (those that differ), so that an error
+    still says which of them it was."""
+    d = request.config.defaults
+    given = {k: v for k, v in request.options.items() if k not in d or d[k] != v}
+    r = resolve(replace(config, defaults=dict(d), source=request.config.source), request.classes and
+                list(request.classes), request.prompts and list(request.prompts), given, request.ssg or False,
+                request.rng, list(request.seeds), image=request.edit)
     return replace(r, config=config)
 

@@ -1,6 +1,7 @@
 """Settings every layer shares, with no torch: SSG (which scales, how strong, which prior), the RNG modes
-and the seed range. Configs, job files and the CLI's input checks read and validate them without importing
-torch (`ssgen.guidance` has SSG's tensor math and re-exports `SSG`). The SSG definition is in docs/ssg.md.
+and the seeds (one per image, `seed + i` from a base seed, all within torch's range). Configs, job files and
+the CLI's input checks read and validate them without importing torch (`ssgen.guidance` has SSG's tensor
+math and re-exports `SSG`). The SSG definition is in docs/ssg.md. Types are judged by `ssgen.checks`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,32 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .errors import ConfigError
+from .checks import MAX_SEED, as_bool, as_float, as_int
+from .errors import ConfigError, OptionError
 
 RNG_MODES = ("per-image", "batch")  # see ssgen/sampling.py
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 0 .. 2**64 - 1
+SEED_HINT = " (what torch's generators take)"
+
+
+# ----------------------------------------------------------------------------------------------
+# Seeds
+# ----------------------------------------------------------------------------------------------
+
+
+def check_seeds(seeds: Sequence[Any], name: str = "seed") -> list[int]:
+    """Every seed a whole number in 0..2**64-1."""
+    return [as_int(s, name, 0, MAX_SEED, SEED_HINT) for s in seeds]
+
+
+def check_seed_span(seed: Any, count: int, name: str = "seed") -> int:
+    """A base seed whose `count` images take seed, seed + 1, ..., seed + count - 1: all of them must be seeds.
+    An overflow names the base seed the user gave (`name`), not a seed + i they never wrote."""
+    s = as_int(seed, name, 0, MAX_SEED, SEED_HINT)
+    last = s + count - 1
+    if last > MAX_SEED:
+        raise OptionError(name, f"{s} with {count} images needs seeds up to {last}, past 2**64-1; pick a seed <= "
+                                f"{MAX_SEED - count + 1}")
+    return s
 PRIORS = ("dse", "bilinear", "bicubic", "nearest", "area")
 INTERPS = ("bilinear", "bicubic")
 
@@ -43,15 +66,9 @@ def _beta_value(b: Any) -> float | tuple[float, ...] | str:
                 "or a linear ramp over the active scales (linear:START:END)"
             ) from None
     if isinstance(b, (list, tuple)):
-        try:
-            vals = tuple(float(v) for v in b)
-        except (TypeError, ValueError):
-            raise ConfigError(f"SSG beta list must hold numbers, got {list(b)!r}") from None
-        _check_finite(vals, str(list(b)))
-        return vals
+        return tuple(as_float(v, "SSG beta list value") for v in b)
     if isinstance(b, (int, float)) and not isinstance(b, bool):
-        _check_finite([float(b)], str(b))
-        return float(b)
+        return as_float(b, "SSG beta")
     raise ConfigError(f"SSG beta must be a number, a list or 'linear:START:END', got {b!r}")
 
 
@@ -72,9 +89,9 @@ def _scales_value(sc: Any) -> tuple[int, int]:
         if re.fullmatch(r"\s*-?\d+\s*", sc):
             return int(sc), int(sc)
         raise ConfigError(f"malformed SSG scale range {sc!r}; use START-END (inclusive, 0-based, e.g. 2-9 or -4--1)")
-    if not (isinstance(sc, (list, tuple)) and len(sc) == 2 and all(isinstance(v, int) for v in sc)):
+    if not (isinstance(sc, (list, tuple)) and len(sc) == 2):
         raise ConfigError(f"SSG scales must be an inclusive [start, end] pair of integers, got {sc!r}")
-    return int(sc[0]), int(sc[1])
+    return as_int(sc[0], "SSG scales start"), as_int(sc[1], "SSG scales end")
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,7 @@ class SSG:
     def __post_init__(self):  # normalise every accepted form (values or text), so equal settings compare equal
         object.__setattr__(self, "beta", _beta_value(self.beta))
         object.__setattr__(self, "scales", _scales_value(self.scales))
+        object.__setattr__(self, "rescale", as_bool(self.rescale, "SSG rescale"))
         a, b = self.scales
         if (a >= 0) == (b >= 0) and a > b:  # same sign: comparable without knowing the number of scales
             raise ConfigError(f"SSG scale range {a}-{b} has start > end; write it as START-END with START <= END")
@@ -161,7 +179,7 @@ def ssg_from_config(section: Any) -> SSG | None:
     if not isinstance(section, dict):
         raise ConfigError(f"ssg: must be a mapping (beta, scales, prior, interp, rescale, enabled), got {section!r}")
     d = dict(section)
-    enabled = d.pop("enabled", True)
+    enabled = as_bool(d.pop("enabled", True), "SSG enabled")
     known = set(SSG.__dataclass_fields__)
     unknown = set(d) - known
     if unknown:

@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import ConfigError
 from .app import app, friendly
 from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
 
@@ -38,8 +37,6 @@ def batch(
     from ..config import load_config
 
     config = load_config(flags.model)
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     options: dict = {}
     if preset is not None:
         pr = B.preset(preset, config)

@@ -104,8 +104,10 @@ def plan(config: Any, flags: GenFlags, flat: list, key: str, columns: list[tuple
     column (label, SSG setting or False). An error names the first problem and nothing has been written."""
     from ..request import resolve
     from ..runner import Work
+    from ..settings import check_seed_span
 
     size = batch_size_of(batch_size, len(flat), rng)
+    check_seed_span(seed, len(flat))  # seed + i for every image: an overflow names --seed, not a seed never typed
     options = flags.options()
     works = []
     for a, b in chunks(len(flat), size):

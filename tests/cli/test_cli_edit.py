@@ -97,7 +97,7 @@ BAD = [
     (["--image", "missing.png", "--box", "0,0,0.5,0.5"], "missing.png not found"),
     (["--image", "README", "--keep-scales", "1"], "cannot read image"),
     (["--image", "IN", "--mask", "SMALL"], "mask is 48x64 but the image is 64x64"),
-    (["--image", "IN", "--keep-scales", "5"], "keep_scales 5 is out of range: give 0..4"),
+    (["--image", "IN", "--keep-scales", "5"], "--keep-scales 5 is out of range: give 0..4"),
     (["--image", "IN"], "nothing of the input is kept"),
     (["--image", "IN", "--mask", "SMALL", "--box", "0,0,1,1"], "either --mask or --box"),
     (["--image", "IN", "--outpaint", "--keep-scales", "1"], "--outpaint needs --box"),

@@ -82,7 +82,7 @@ def test_cfg_list_per_scale(pipe):
     (dict(classes=[1], rng="nope"), "rng mode"),
     (dict(classes=[1], seeds=[1, 2]), "one seed per image"),
     (dict(classes=[1], top_p=1.5), "top_p"),
-    (dict(classes=[1], tau=0.5), "unknown option"),
+    (dict(classes=[1], tau=0.5), "tau is not an option of VAR"),
 ])
 def test_bad_arguments(pipe, kw, msg):
     with pytest.raises(ConfigError, match=msg):

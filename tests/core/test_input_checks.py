@@ -23,24 +23,24 @@ def no_hub(monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
 
-BAD = [  # (registered model, flags, what the one-line error must name)
-    ("var-d16", ["-c", "1", "--top-p", "2"], "top_p"),
+BAD = [  # (registered model, flags, what the one-line error must name: the flag, as typed)
+    ("var-d16", ["-c", "1", "--top-p", "2"], "--top-p"),
     ("var-d16", ["-c", "1", "--rng", "foo"], "rng"),
-    ("var-d16", ["-c", "1", "--cfg", "nan"], "cfg"),
-    ("var-d16", ["-c", "1", "--cfg", "-1"], "cfg"),
-    ("var-d16", ["-c", "1", "--cfg", "1e300"], "cfg"),
+    ("var-d16", ["-c", "1", "--cfg", "nan"], "--cfg"),
+    ("var-d16", ["-c", "1", "--cfg", "-1"], "--cfg"),
+    ("var-d16", ["-c", "1", "--cfg", "1e300"], "--cfg"),
     ("var-d16", ["-c", "1", "--ssg-scales", "0-99"], "scale range"),
     ("var-d16", ["-c", "1", "--ssg-beta", "0.1,0.2"], "beta list"),
-    ("var-d16", ["-c", "1", "--cfg", "1,2,3"], "cfg list"),
-    ("var-d16", ["-c", "1", "--tau", "0.5"], "tau"),
-    ("var-d16", ["-c", "1", "--seed", "-1"], "seed"),
-    ("var-d16", ["-c", "1000"], "class"),
-    ("infinity-2b", ["-p", "a fox", "--tau", "0"], "tau"),
-    ("infinity-2b", ["-p", "a fox", "--pn", "2M"], "pn"),
-    ("infinity-2b", ["-p", "a fox", "--more-smooth"], "more_smooth"),
+    ("var-d16", ["-c", "1", "--cfg", "1,2,3"], "--cfg list"),
+    ("var-d16", ["-c", "1", "--tau", "0.5"], "--tau"),
+    ("var-d16", ["-c", "1", "--seed", "-1"], "--seed"),
+    ("var-d16", ["-c", "1000"], "--class"),
+    ("infinity-2b", ["-p", "a fox", "--tau", "0"], "--tau"),
+    ("infinity-2b", ["-p", "a fox", "--pn", "2M"], "--pn"),
+    ("infinity-2b", ["-p", "a fox", "--more-smooth"], "--more-smooth"),
     ("infinity-2b", ["-p", "a fox", "--ssg-scales", "2-20"], "scale range"),
-    ("hart-0.7b-1024px", ["-p", "a fox", "--negative-prompt", "blur"], "negative prompt"),
-    ("hart-0.7b-1024px", ["-p", "a fox", "--cfg", "1,2"], "cfg list"),
+    ("hart-0.7b-1024px", ["-p", "a fox", "--negative-prompt", "blur"], "--negative-prompt"),
+    ("hart-0.7b-1024px", ["-p", "a fox", "--cfg", "1,2"], "--cfg list"),
     ("hart-0.7b-1024px", ["-p", "a fox", "--ssg-scales", "2-14"], "scale range"),
 ]
 
@@ -58,7 +58,7 @@ def test_option_errors_come_before_any_download(no_hub, model, flags, names):
 def test_option_error_through_the_entry_point_before_network(tmp_path):
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": closed_port_endpoint(), "HF_HUB_OFFLINE": "0"}
     r = ssgen("generate", "--model", "var-d16", "-c", "1", "--top-p", "2", env=env)
-    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "top_p" in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "--top-p" in r.stderr, r.stderr
     assert not (tmp_path / "hf" / "hub").exists()  # nothing fetched, nothing cached
 
 

@@ -23,14 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import ConfigError
-from ..checks import cfg_weights, check_known, check_text, flag, integer, recorded, top_k_top_p
+from ...checks import as_int
+from ...errors import OptionError
+from ..checks import cfg_weights, check_known, check_text, flag, recorded, top_k_top_p
 
 OPTIONS = ("cfg", "top_k", "top_p", "more_smooth", "system_prompt", "residual", "safety_check")
 BOOL_OPTIONS = {"more_smooth": True, "system_prompt": True, "residual": True, "safety_check": False}
-# what a config's `model:` may hold: fields checked against llm/config.json and tokenizer/config.json,
-# and which weights file of llm/ to load
-MODEL_FIELDS = ("patch_nums", "vocab_size", "latent_channels", "context_token", "resolution", "use_ema")
+# what a config's `model:` may hold, and each field's kind (`ssgen.checks.KINDS`): fields checked against
+# llm/config.json and tokenizer/config.json, and which weights file of llm/ to load
+MODEL_FIELDS = {"patch_nums": "ints", "vocab_size": "int", "latent_channels": "int", "context_token": "int",
+                "resolution": "int", "use_ema": "bool"}
 
 
 def upstream_top_k(k: int) -> int:
@@ -86,11 +88,11 @@ def _parse(model: str, classes: list | None, prompts: list | None, options: dict
         ks = [upstream_top_k(k) for k in range(K)]
     elif isinstance(top_k, (list, tuple)):  # one per scale; a shorter list repeats its last value
         if not 1 <= len(top_k) <= K:
-            raise ConfigError(f"top_k list has {len(top_k)} values but {model} has {K} scales")
-        ks = [integer(v, "top_k") for v in top_k]
+            raise OptionError("top_k", f"list has {len(top_k)} values but {model} has {K} scales")
+        ks = [as_int(v, "top_k", 0) for v in top_k]
         ks += [ks[-1]] * (K - len(ks))
     else:
-        ks = [integer(top_k, "top_k")] * K
+        ks = [as_int(top_k, "top_k", 0)] * K
     _, top_p, _ = top_k_top_p({"top_p": options.get("top_p", 0.0)})
     flags = {name: flag(options, name, default) for name, default in BOOL_OPTIONS.items()}
     notes = [f"top_k {max(ks)} >= the codebook size {vocab}: top-k filters nothing"] if max(ks) >= vocab else []

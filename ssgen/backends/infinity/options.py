@@ -21,25 +21,30 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import ConfigError
+from ...checks import as_float, as_str
+from ...errors import ConfigError, OptionError
 from ..checks import MAX_WEIGHT, check_known, check_prompts, check_text, flag, per_scale, top_k_top_p
 
 OPTIONS = ("cfg", "tau", "top_k", "top_p", "negative_prompt", "pn", "h_div_w", "aspect", "size", "offload")
-# what a config's `model:` may hold: InfinityConfig's fields, the architecture switches upstream's
-# constructor takes (FIXED_ARCH, checked), the VAE's (checked against the file), and upstream's
-# training-only constructor arguments, accepted and ignored so that its argument lists can be pasted.
-MODEL_FIELDS = (
-    "depth", "embed_dim", "num_heads", "mlp_ratio", "text_channels", "text_maxlen", "block_chunks", "norm_eps",
-    "codebook_dim", "apply_spatial_patchify", "vae_type",
-    "rms_norm", "shared_aln", "head_aln", "cos_attn", "swiglu", "nm0", "head_depth", "use_bit_label",
-    "rope2d_each_sa_layer", "rope2d_normalized_by_hw", "add_lvl_embeding_only_first_block", "cross_attn_layer_scale",
-    "customized_flash_attn", "use_flex_attn",
-    "base_ch", "num_res_blocks", "decoder_ch_mult", "encoder_ch_mult", "patch_size", "codebook_size",
-    "quantizer_type",
-    "batch_size", "checkpointing", "cond_drop_rate", "drop_path_rate", "drop_rate", "fused_mlp", "fused_norm",
-    "pad_to_multiplier", "rand_uncond", "raw_scale_schedule", "always_training_scales", "train_h_div_w_list",
-    "video_frames", "inference_mode", "schedule_mode", "selecting_idx",
-)
+# what a config's `model:` may hold, and each field's kind (`ssgen.checks.KINDS`; None: not checked here):
+# InfinityConfig's fields, the architecture switches upstream's constructor takes (FIXED_ARCH, compared with
+# the supported values as the model loads), the VAE's (checked against the file), and upstream's training-only
+# constructor arguments, accepted and ignored so that its argument lists can be pasted.
+_IGNORED = ("batch_size", "checkpointing", "cond_drop_rate", "drop_path_rate", "drop_rate", "fused_mlp", "fused_norm",
+            "pad_to_multiplier", "rand_uncond", "raw_scale_schedule", "always_training_scales", "train_h_div_w_list",
+            "video_frames", "inference_mode", "schedule_mode", "selecting_idx")
+_FIXED = ("rms_norm", "shared_aln", "head_aln", "cos_attn", "swiglu", "nm0", "head_depth", "use_bit_label",
+          "rope2d_each_sa_layer", "rope2d_normalized_by_hw", "add_lvl_embeding_only_first_block",
+          "cross_attn_layer_scale", "customized_flash_attn", "use_flex_attn")
+MODEL_FIELDS = {
+    "depth": "int", "embed_dim": "int", "num_heads": "int", "mlp_ratio": "float", "text_channels": "int",
+    "text_maxlen": "int", "block_chunks": "int", "norm_eps": "float", "codebook_dim": "int",
+    "apply_spatial_patchify": "int", "vae_type": "int",
+    **{f: None for f in _FIXED},
+    "base_ch": "int", "num_res_blocks": "int", "decoder_ch_mult": "ints", "encoder_ch_mult": "ints",
+    "patch_size": "int", "codebook_size": "int", "quantizer_type": None,
+    **{f: None for f in _IGNORED},
+}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -99,10 +104,11 @@ def nearest_template(h_div_w: float) -> float:
     return min(TEMPLATES, key=lambda t: abs(t - h_div_w))
 
 
-def _ratio(text: Any, sep: str, what: str, example: str) -> tuple[float, float]:
-    m = re.fullmatch(rf"\s*(\d+(?:\.\d+)?)\s*{sep}\s*(\d+(?:\.\d+)?)\s*", str(text))
+def _ratio(text: Any, sep: str, name: str, example: str) -> tuple[float, float]:
+    as_str(text, name, f"text such as {example}")
+    m = re.fullmatch(rf"\s*(\d+(?:\.\d+)?)\s*{sep}\s*(\d+(?:\.\d+)?)\s*", text)
     if not m or float(m.group(1)) <= 0 or float(m.group(2)) <= 0:
-        raise ConfigError(f"malformed {what} {text!r}; use {example}")
+        raise OptionError(name, f"{text!r} is malformed; use {example}")
     return float(m.group(1)), float(m.group(2))
 
 
@@ -116,18 +122,15 @@ def resolve_resolution(options: dict) -> Resolution:
     if size is not None and (aspect is not None or h_div_w is not None):
         raise ConfigError("give either size (WxH) or an aspect ratio, not both: size sets both")
     if size is not None:
-        W, H = _ratio(size, "[xX]", "size", "WxH, e.g. 1024x1024 or 1152x864")
+        W, H = _ratio(size, "[xX]", "size", "WxH: 1024x1024 or 1152x864")
         want = H / W
     elif aspect is not None:
-        W, H = _ratio(aspect, ":", "aspect", "W:H, e.g. 16:9 or 1:1")
+        W, H = _ratio(aspect, ":", "aspect", "W:H: 16:9 or 1:1")
         want = H / W
     elif h_div_w is not None:
-        try:
-            want = float(h_div_w)
-        except (TypeError, ValueError):
-            raise ConfigError(f"h_div_w must be a number (height / width), got {h_div_w!r}") from None
-        if not (math.isfinite(want) and want > 0):
-            raise ConfigError(f"h_div_w must be a positive number (height / width), got {h_div_w!r}")
+        want = as_float(h_div_w, "h_div_w", hint=" (height / width)")
+        if want <= 0:
+            raise OptionError("h_div_w", f"must be a positive number (height / width), got {h_div_w!r}")
     else:
         want = 1.0
     t = nearest_template(want)
@@ -139,9 +142,9 @@ def resolve_resolution(options: dict) -> Resolution:
 
         pn = min(PN_SCALES, key=lambda p: abs(math.log(px(PN_SCALES[p]) / (W * H))))
     else:
-        pn = options.get("pn", "1M")
+        pn = as_str(options.get("pn", "1M"), "pn", f"one of {', '.join(PN_SCALES)}")
         if pn not in PN_SCALES:
-            raise ConfigError(f"unknown pn {pn!r}; use one of: {', '.join(PN_SCALES)}")
+            raise OptionError("pn", f"{pn!r} is unknown; use one of: {', '.join(PN_SCALES)}")
     res = Resolution(pn=pn, template=t, grid=list(sched[: PN_SCALES[pn]]), full_hw=sched[-1], notes=notes)
     w_px, h_px = res.pixels
     if size is not None and (round(W), round(H)) != (w_px, h_px):
@@ -183,17 +186,17 @@ def parse(name: str, model: dict[str, Any], classes: list | None, prompts: list 
     cfg = per_scale(options.get("cfg", 3.0), K, "cfg", name, 0.0, MAX_WEIGHT, " (1 = no guidance)")
     tau = per_scale(options.get("tau", 1.0), K, "tau", name, 0.0, MAX_WEIGHT, " (a temperature)")
     if any(t <= 0 for t in tau):
-        raise ConfigError(f"tau must be > 0 (a temperature), got {options.get('tau')!r}")
+        raise OptionError("tau", f"must be > 0 (a temperature), got {options.get('tau')!r}")
     top_k, top_p, _ = top_k_top_p(options)  # top-k acts on 2-way bits: a no-op, kept as upstream passes it
     neg = options.get("negative_prompt")
     if isinstance(neg, str):
         neg = None if not neg.strip() else [neg] * B  # upstream: an empty negative prompt is none
     elif neg is not None:
         if not isinstance(neg, (list, tuple)):
-            raise ConfigError(f"negative_prompt must be a text or a list of one per prompt, got {neg!r}")
+            raise OptionError("negative_prompt", f"must be a text or a list of one per prompt, got {neg!r}")
         if len(neg) != B:
-            raise ConfigError(f"{len(neg)} negative prompts for {B} prompts; give one, or one per prompt")
-        neg = check_prompts(list(neg), "negative prompt")
+            raise OptionError("negative_prompt", f"has {len(neg)} texts for {B} prompts; give one, or one per prompt")
+        neg = check_prompts(list(neg), "negative_prompt")
     offload = flag(options, "offload", False)
     w_px, h_px = res.pixels
     settings = {

@@ -14,10 +14,11 @@ from typing import Any
 from ..checks import cfg_weights, check_classes, check_known, flag, recorded, top_k_top_p
 
 OPTIONS = ("cfg", "top_k", "top_p", "more_smooth")
-# what a config's `model:` may hold: VARConfig's fields (tests keep the two in sync), the VAE width and
-# the image size (informational)
-MODEL_FIELDS = ("depth", "width", "heads", "patch_nums", "vocab_size", "latent_channels", "num_classes",
-                "shared_aln", "attn_l2_norm", "norm_eps", "vae_ch", "resolution")
+# what a config's `model:` may hold, and each field's kind (`ssgen.checks.KINDS`, checked as the config is
+# read): VARConfig's fields (tests keep the two in sync), the VAE width and the image size (informational)
+MODEL_FIELDS = {"depth": "int", "width": "int", "heads": "int", "patch_nums": "ints", "vocab_size": "int",
+                "latent_channels": "int", "num_classes": "int", "shared_aln": "bool", "attn_l2_norm": "bool",
+                "norm_eps": "float", "vae_ch": "int", "resolution": "int"}
 PATCH_NUMS_256 = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
 
 

@@ -163,7 +163,7 @@ def test_top_k_lists_and_long_prompt(pipe):
     (dict(classes=[3]), "text-to-image"),
     (dict(prompts=["   "]), "empty"),
     (dict(prompts=["a fox"], negative_prompt="blurry"), "no negative prompt"),
-    (dict(prompts=["a fox"], tau=0.5), "unknown option"),
+    (dict(prompts=["a fox"], tau=0.5), "tau is not an option of HART"),
     (dict(prompts=["a fox"], cfg=[1.0, 2.0]), "4 scales"),
     (dict(prompts=["a fox"], top_k=[1, 2, 3, 4, 5]), "top_k list"),
     (dict(prompts=["a fox"], residual="no"), "residual must be"),

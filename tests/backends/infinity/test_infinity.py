@@ -186,11 +186,11 @@ def test_negative_prompt_and_cfg_one(tiny_pipe):
     (dict(prompts=["a fox"], cfg=[3.0, 3.0]), "cfg list has 2 values"),
     (dict(prompts=["a fox"], tau=[0.5] * 10), "tau list has 10 values"),
     (dict(prompts=["a fox"], tau=0), "tau must be > 0"),
-    (dict(prompts=["a fox"], pn="2M"), "unknown pn"),
-    (dict(prompts=["a fox"], size="big"), "malformed size"),
+    (dict(prompts=["a fox"], pn="2M"), "pn .2M. is unknown"),
+    (dict(prompts=["a fox"], size="big"), "size .big. is malformed"),
     (dict(prompts=["a fox"], aspect="16:9", h_div_w=1.0), "either aspect"),
-    (dict(prompts=["a fox"], more_smooth=True), "unknown option"),
-    (dict(prompts=["a fox"], negative_prompt=["a", "b"]), "2 negative prompts for 1 prompts"),
+    (dict(prompts=["a fox"], more_smooth=True), "more_smooth is not an option of Infinity"),
+    (dict(prompts=["a fox"], negative_prompt=["a", "b"]), "negative_prompt has 2 texts for 1 prompts"),
 ])
 def test_bad_options(tiny_pipe, kw, msg):
     with pytest.raises(ConfigError, match=msg):
