@@ -125,7 +125,7 @@ def resolve(config: ModelConfig, classes: list | int | None = None, prompts: lis
     opts.update({k: v for k, v in (options or {}).items() if v is not None})
     parsed = spec.options.parse(config.name, config.model, list(classes) if classes is not None else None,
                                 list(prompts) if prompts is not None else None, opts)
-    notes = list(parsed.notes)
+    notes = list(edit.notes if edit is not None else ()) + list(parsed.notes)  # opening the input: transparency ...
     K = parsed.scales
     if edit is not None and edit.keep_scales is not None:
         check_keep_scales(edit.keep_scales, K)
