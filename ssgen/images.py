@@ -45,23 +45,25 @@ class Limit:
     pixels: int
 
     def describe(self) -> str:
+        if self.pixels >= self.side * self.side:  # the side alone bounds it
+            return f"at most {self.side} px a side"
         return f"at most {self.side} px a side and {self.pixels / 1e6:g} megapixels"
 
 
 # An edit's input and mask: a 48-megapixel phone photo (8064x6048) passes; the decoded RGB image is at most 192 MB.
 EDIT_LIMIT = Limit(side=16384, pixels=64_000_000)
 # eval's and pack-npz's images (generated at <= 1024 px, ADM references 256/512): `eval` holds two batches of up to
-# 64 decoded images, so the bound is lower: 64 x 4096 x 4096 x 3 bytes = 3.2 GB at most.
+# 64 decoded images, so the bound is lower: 64 x 4096 x 4096 x 3 bytes = 3.2 GB a batch at most.
 METRIC_LIMIT = Limit(side=4096, pixels=4096 * 4096)
 
 EDIT_HINT = "give a PNG or JPEG file"
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 ALPHA_MODES = ("RGBA", "LA", "La", "PA", "RGBa")
-# EXIF Orientation -> the transpose that makes the image upright (PIL.ImageOps.exif_transpose's table)
-ORIENTATION_TAG = 0x0112
+ORIENTATION_TAG = 0x0112  # EXIF Orientation
 
 
 def _transposes() -> dict[int, Any]:
+    """EXIF Orientation -> the transpose that makes the image upright (PIL.ImageOps.exif_transpose's table)."""
     from PIL import Image
 
     T = Image.Transpose
@@ -184,6 +186,8 @@ def has_alpha(im) -> bool:
 
 
 def _rgba(im):
+    if im.mode == "RGBA":
+        return im
     return (im.convert("LA") if im.mode == "La" else im).convert("RGBA")  # PIL cannot go from La to RGBA at once
 
 
@@ -209,10 +213,9 @@ def rgb(image: Any, what: str = "image", limit: Limit = EDIT_LIMIT, upright: boo
     im = _to_8bit(im, label, notes)
     if has_alpha(im):
         rgba = _rgba(im)
-        alpha = rgba.getchannel("A")
-        if alpha.getextrema()[0] < 255:
+        if rgba.getextrema()[3][0] < 255:  # some pixel is not opaque
             out = Image.new("RGB", rgba.size, (255, 255, 255))
-            out.paste(rgba.convert("RGB"), mask=alpha)  # alpha-composite over white
+            out.paste(rgba, mask=rgba)  # over white, the alpha band as the mask (no RGB copy of the source)
             notes.append(f"{label} has transparent pixels: composited on a white background")
         else:
             out = rgba.convert("RGB")
@@ -230,7 +233,7 @@ def gray(image: Any, what: str = "mask", limit: Limit = EDIT_LIMIT) -> Converted
     im = _to_8bit(im, label, notes)
     if has_alpha(im):
         rgba = _rgba(im)
-        if rgba.getchannel("A").getextrema()[0] < 255:
+        if rgba.getextrema()[3][0] < 255:
             raise SSGenError(f"{label} has transparent pixels; a mask is read by its gray level (white = keep, "
                              "black = regenerate), not its transparency: save it without an alpha channel")
         im = rgba
