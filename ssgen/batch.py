@@ -22,7 +22,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 from rich.console import Console
@@ -31,7 +31,7 @@ from .backends import families, family
 from .checks import MAX_SEED, as_int, as_str
 from .compile import compile_mode
 from .config import ModelConfig, load_config
-from .errors import ConfigError, OptionError, SSGenError, first_line
+from .errors import ConfigError, OptionError, SSGenError
 from .request import resolve
 from .settings import SSG, check_seed_span, ssg_from_config
 from .sinks import image_path
@@ -327,6 +327,7 @@ def run_record(config: ModelConfig, options: dict[str, Any], ssg: Any, jobs: lis
             "weights": weight_identity(config)}
 
 
+NOTES_SHOWN = 5  # pack_npz: notes about converted images shown before a count of the rest
 IMAGE_NAME = re.compile(r"\d{6,}\.png")  # what a batch run writes: image_path(out, i)
 STALE_TMP_S = 3600.0  # a temporary file older than this is abandoned, whoever made it
 
@@ -624,18 +625,21 @@ def npz_target(folder: Path, out: str | Path | None, overwrite: bool = False) ->
 
 
 def pack_npz(folder: str | Path, out: str | Path | None = None, num: int | None = None,
-             overwrite: bool = False) -> tuple[Path, tuple]:
+             overwrite: bool = False, on_note: Callable[[str], None] | None = None) -> tuple[Path, tuple]:
     """Write `arr_0` (N, H, W, 3) uint8 in index order, as the ADM/guided-diffusion evaluator reads.
 
     Streams image by image into the .npz (no N x H x W x 3 array in memory), atomically (a killed or failed
     pack leaves no file); checks that images 0..N-1 all exist, decode and share one shape. N defaults to
     the run's count (run.json), else all images. Target: see `npz_target`; everything about it is checked
-    before the first image is read.
+    before the first image is read. Each image is read by `ssgen.images.rgb` (its size checked from the header
+    against METRIC_LIMIT before decoding, decoded once, 16-bit and transparent images converted as a viewer shows
+    them, EXIF orientation not applied: as evaluators read pixels); `on_note` hears what a conversion did
+    (at most NOTES_SHOWN notes, then a count).
     """
     import numpy as np
-    from PIL import Image
 
     from .atomic import atomic_file
+    from .images import METRIC_LIMIT, rgb
 
     d = Path(folder).expanduser()
     if not d.is_dir():
@@ -650,26 +654,31 @@ def pack_npz(folder: str | Path, out: str | Path | None = None, num: int | None 
         raise SSGenError(f"--num must be at least 1, got {num}")
     run_images(d, num)
     target = npz_target(d, out, overwrite)
+    notes: list[str] = []
 
     def pixels(i: int) -> np.ndarray:
-        try:
-            with Image.open(image_path(d, i)) as im:
-                return np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except (OSError, SyntaxError, ValueError) as e:  # PIL's ways of saying "damaged"
-            raise SSGenError(f"{image_path(d, i)} is damaged ({first_line(e)}); re-run the same `ssgen batch` "
-                             "command to regenerate it") from None
+        got = rgb(image_path(d, i), "image", METRIC_LIMIT, upright=False,
+                  hint="re-run the same `ssgen batch` command to regenerate it")
+        notes.extend(got.notes)
+        return np.asarray(got.image, dtype=np.uint8)
 
-    h, w = pixels(0).shape[:2]
+    first = pixels(0)  # its shape is the array's; decoded once
+    h, w = first.shape[:2]
     shape = (num, h, w, 3)
     with atomic_file(target, overwrite=overwrite) as fh:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
             with zf.open("arr_0.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
                 for i in range(num):
-                    a = pixels(i)
+                    a, first = (first, None) if i == 0 else (pixels(i), None)
                     if a.shape != shape[1:]:
                         raise SSGenError(f"{image_path(d, i).name} is {a.shape[1]}x{a.shape[0]}, not {w}x{h} like "
                                          "the rest")
                     f.write(a.tobytes())
+    if on_note is not None:
+        for line in notes[:NOTES_SHOWN]:
+            on_note(line)
+        if len(notes) > NOTES_SHOWN:
+            on_note(f"{len(notes) - NOTES_SHOWN} more such notes about other images")
     return target, shape
 

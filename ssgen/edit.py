@@ -47,9 +47,9 @@ def box_mask(box: Box, ph: int, pw: int):
 
 def mask_tensor(keep_mask: Any, size_hw: tuple[int, int], grid_last: tuple[int, int]):
     """An EditInput's keep mask -> (h0, w0) float32, 1 = keep, or None. A tensor is taken as it is (any size:
-    it lies over the fitted image); a mask image (L mode, /255, white = keep; of the input's size, checked when
-    the input was opened) gets the image's resize and crop to `size_hw`; a Box is the notebook's mask on the
-    last grid."""
+    it lies over the fitted image); a mask image (L mode, /255, white = keep; of the input's size, checked and
+    converted when the input was opened) gets the image's resize and crop to `size_hw`; a Box is the notebook's
+    mask on the last grid."""
     import torch
 
     if keep_mask is None:
@@ -58,7 +58,7 @@ def mask_tensor(keep_mask: Any, size_hw: tuple[int, int], grid_last: tuple[int, 
         return box_mask(keep_mask, *grid_last)
     if isinstance(keep_mask, torch.Tensor):
         return keep_mask.detach().float().cpu()
-    return gray(fit(keep_mask.convert("L"), size_hw)[0])  # (H, W)
+    return gray(fit(keep_mask, size_hw)[0])  # (H, W); an L image (`ssgen.images.gray`)
 
 
 def keep_per_scale(mask, grid: list[tuple[int, int]], keep_scales: int | None, B: int, device) -> list:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import as_float, as_int
-from .errors import ConfigError, OptionError, first_line
+from .errors import ConfigError, OptionError, SSGenError
 
 MAX_GRID_TOKENS_ALWAYS_KEPT = 3  # scales with at most this many tokens always keep the input (the notebook's rule)
 
@@ -89,23 +89,31 @@ def is_tensor(x: Any) -> bool:
 
 
 def open_image(image: Any, what: str = "image"):
-    """A path or a PIL image -> PIL image, loaded; a missing or unreadable file is a one-line ConfigError."""
-    from PIL import Image, UnidentifiedImageError
+    """A path or a PIL image -> `ssgen.images.Converted` (the RGB image as a viewer shows it, upright; notes), through
+    the one opener of user images (`ssgen.images`: size limit from the header, one decode, one-line errors)."""
+    from .images import rgb
 
-    if isinstance(image, Image.Image):
-        return image
-    if not isinstance(image, (str, Path)):
+    return _converted(image, what, rgb)
+
+
+def open_mask(mask: Any):
+    """A mask path or PIL image -> `ssgen.images.Converted` (the L image, upright; notes): `ssgen.images.gray`."""
+    from .images import gray
+
+    return _converted(mask, "mask", gray)
+
+
+def _converted(image: Any, what: str, convert):
+    from PIL import Image
+
+    if not isinstance(image, (str, Path, Image.Image)):
         raise ConfigError(f"{what} must be a file path or a PIL image, got {type(image).__name__}")
-    p = Path(image).expanduser()
-    if not p.is_file():
-        raise ConfigError(f"{what} {p} not found" + (" (it is a folder)" if p.is_dir() else "")
-                          + "; give the path of a PNG or JPEG file")
     try:
-        with Image.open(p) as im:
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise ConfigError(f"cannot read {what} {p}: {first_line(e)}; give a PNG or JPEG file") from None
+        return convert(image, what)
+    except ConfigError:
+        raise
+    except SSGenError as e:  # one kind for every input problem of an edit
+        raise ConfigError(str(e)) from None
 
 
 def fit_box(src: tuple[int, int], dst: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
@@ -127,7 +135,10 @@ def fit(im, size_hw: tuple[int, int]):
     if im.size == (W, H):
         return im, None
     size, crop = fit_box(im.size, (W, H))
-    out = im.resize(size, Image.LANCZOS).crop(crop)
+    # Resizing only the crop's source region (`box`) is the resize-then-crop above, filter taps included, without
+    # the whole resized image: a 16384x1 strip would be 16384*H x H pixels before its crop.
+    sx, sy = size[0] / im.size[0], size[1] / im.size[1]
+    out = im.resize((W, H), Image.LANCZOS, box=(crop[0] / sx, crop[1] / sy, crop[2] / sx, crop[3] / sy))
     return out, f"input {im.size[0]}x{im.size[1]} resized and center-cropped to {W}x{H}"
 
 
@@ -139,14 +150,15 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def describe(image: Any, keep_mask: Any, keep_scales: int | None) -> dict[str, Any]:
-    """What a PNG records about an edit: the input's sha256 (of the file's bytes, or of a PIL image's RGB
-    pixels: the key says which), the mask (a box, a mask file's or PIL image's sha256, "tensor") and keep_scales."""
+def describe(image: Any, keep_mask: Any, keep_scales: int | None, used: Any, mask: Any) -> dict[str, Any]:
+    """What a PNG records about an edit: the input's sha256 (of the file's bytes, or of a PIL image's RGB pixels
+    as used: the key says which), the mask (a box, a mask file's sha256 or a PIL mask's L pixels as used,
+    "tensor") and keep_scales. `used`, `mask`: the RGB image and the mask as the edit uses them."""
     d: dict[str, Any] = {}
     if isinstance(image, (str, Path)):
         d["input_sha256"] = file_digest(image)
     else:
-        d["input_pixels_sha256"] = hashlib.sha256(image.convert("RGB").tobytes()).hexdigest()
+        d["input_pixels_sha256"] = hashlib.sha256(used.tobytes()).hexdigest()
     if keep_mask is None:
         d["keep_mask"] = None
     elif isinstance(keep_mask, Box):
@@ -156,48 +168,51 @@ def describe(image: Any, keep_mask: Any, keep_scales: int | None) -> dict[str, A
     elif is_tensor(keep_mask):
         d["keep_mask"] = "tensor"
     else:
-        d["keep_mask"] = "pixels-sha256:" + hashlib.sha256(keep_mask.convert("L").tobytes()).hexdigest()
+        d["keep_mask"] = "pixels-sha256:" + hashlib.sha256(mask.tobytes()).hexdigest()
     d["keep_scales"] = keep_scales
     return d
 
 
 @dataclass(frozen=True)
 class EditInput:
-    """An edit's input, opened, checked and described once per command: the image (decoded once), the keep mask
-    (a Box, a (h, w) tensor or a mask image of the input's size, decoded once), keep_scales, and what the PNGs
-    record. `fitted(size)` fits the image to a call's size once per size."""
+    """An edit's input, opened, checked and described once per command: the image (decoded once, as a viewer shows
+    it: RGB, upright), the keep mask (a Box, a (h, w) tensor or an L mask image of the image's size, decoded once),
+    keep_scales, what the PNGs record, and the notes of opening them (transparency, frames, ...). `fitted(size)`
+    fits the image to a call's size once per size."""
 
-    image: Any  # PIL image as opened (its mode kept; `fitted` converts to RGB)
-    keep_mask: Any  # Box | torch.Tensor (h, w) | PIL image | None
+    image: Any  # RGB PIL image (`ssgen.images.rgb`)
+    keep_mask: Any  # Box | torch.Tensor (h, w) | L PIL image | None
     keep_scales: int | None
     settings: dict[str, Any]  # the input's sha256, the mask, keep_scales (ssgen info shows them)
+    notes: tuple[str, ...] = ()  # what opening the image and mask did that the user should know
     _fits: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def size(self) -> tuple[int, int]:
-        """(W, H) of the input as given."""
+        """(W, H) of the input as used (upright)."""
         return self.image.size
 
     def fitted(self, size_hw: tuple[int, int]):
         """(RGB PIL image of (H, W), note or None): resized and center-cropped once per size."""
         key = tuple(size_hw)
         if key not in self._fits:
-            self._fits[key] = fit(self.image.convert("RGB"), key)
+            self._fits[key] = fit(self.image, key)
         return self._fits[key]
 
 
 def edit_input(image: Any, keep_mask: Any = None, keep_scales: Any = None) -> EditInput:
     """Open and check an edit's input (no model needed): the image opens, the mask is a Box, a (h, w) tensor or
-    an image (path or PIL) of the input's size, keep_scales is a whole number, and something is kept. Range
-    checks that need the scale count run when a request is resolved."""
+    an image (path or PIL) of the input's size, keep_scales is a whole number, and something is kept. Both images
+    are read as a viewer shows them (`ssgen.images`: EXIF orientation applied, so a mask is drawn on the upright
+    image). Range checks that need the scale count run when a request is resolved."""
     if isinstance(image, EditInput):
         return image
     if image is None:
         raise ConfigError("keep_mask and keep_scales edit an input image: pass image=PATH or a PIL image (--image)")
-    im = open_image(image)
+    opened = open_image(image)
     if keep_scales is not None:
         check_keep_scales(keep_scales, None)
-    mask = keep_mask
+    mask, notes = keep_mask, list(opened.notes)
     if keep_mask is None:
         if keep_scales is None:
             raise ConfigError("nothing of the input is kept: give keep_mask (--mask, --box) and/or keep_scales "
@@ -208,9 +223,13 @@ def edit_input(image: Any, keep_mask: Any = None, keep_scales: Any = None) -> Ed
         if keep_mask.ndim != 2 or keep_mask.shape[0] < 1 or keep_mask.shape[1] < 1:
             raise ConfigError(f"keep_mask tensor has shape {tuple(keep_mask.shape)}; give one (h, w) mask, 1 = keep")
     else:
-        mask = open_image(keep_mask, "mask")
-        if mask.size != im.size:
-            raise ConfigError(f"mask is {mask.size[0]}x{mask.size[1]} but the image is {im.size[0]}x{im.size[1]}; "
-                              "give a mask of the image's size (white = keep)")
-    return EditInput(im, mask, keep_scales, describe(image, keep_mask, keep_scales))
-
+        m = open_mask(keep_mask)
+        mask = m.image
+        notes += m.notes
+        if mask.size != opened.image.size:
+            (mw, mh), (w, h) = mask.size, opened.image.size
+            shown = " as a viewer shows it (its EXIF orientation turns it upright)" if opened.turned else ""
+            raise ConfigError(f"mask is {mw}x{mh} but the image is {w}x{h}{shown}; give a mask of the image's size "
+                              "(white = keep)")
+    settings = describe(image, keep_mask, keep_scales, opened.image, mask)
+    return EditInput(opened.image, mask, keep_scales, settings, tuple(dict.fromkeys(notes)))

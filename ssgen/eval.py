@@ -17,6 +17,9 @@ What can be evaluated (`open_source`):
 - a batch folder written by `ssgen batch` (it has `run.json`): images 000000.png ... in index order, as many as
   run.json's `count`; a missing one is an error that names the first;
 - any folder of PNG/JPEG images, sorted by name;
+- a folder's images are read by `ssgen.images` (as `pack-npz` reads them): each header is checked against
+  `METRIC_LIMIT` before anything is decoded, 16-bit and float images are scaled to 8 bits, transparent pixels are
+  composited on white (a note counts the images with an alpha channel), EXIF orientation is not applied;
 - an .npz with `arr_0` (N, H, W, 3) uint8, what `ssgen pack-npz` writes and ADM reads, streamed from the zip
   member batch by batch (np.load cannot memory-map inside a zip);
 - as the reference only: an .npz of statistics alone (`mu`, `sigma`, `mu_s`, `sigma_s`, no `arr_0`), which gives
@@ -101,7 +104,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 PYTORCH_FID_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
-FEATURES_VERSION = 1  # part of the cache key: bump when the features of the same weights and images change
+# part of the cache key: bump when the features of the same weights and images change. 2: images are read by
+# ssgen.images (16-bit and float images scaled, not clipped to white; transparent pixels composited on white)
+FEATURES_VERSION = 2
 BATCH_CPU, BATCH_GPU = 32, 64  # default images per forward pass (see `default_batch_size`)
 BOOTSTRAP_SEED = 0
 DECODE_THREADS = min(8, os.cpu_count() or 1)
@@ -153,6 +158,7 @@ class Source:
     files: list[Path] = field(default_factory=list)  # a folder's images, in evaluation order
     stats: dict[str, np.ndarray] = field(default_factory=dict)  # a reference npz's mu, sigma, mu_s, sigma_s
     sha256: str | None = None  # the content key (`identify`)
+    notes: list[str] = field(default_factory=list)  # how some images are read (`identify`): alpha on white
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "kind": self.kind, "count": self.count,
@@ -306,20 +312,19 @@ def file_sha256(p: Path, cache: Path | None = None, bar: Any = None) -> str:
     return h.hexdigest()
 
 
-def _scan_image(p: Path) -> tuple[bytes, tuple[int, int]]:
-    """(sha256 digest of the file, (H, W) from its header) in one read."""
+def _scan_image(p: Path) -> tuple[bytes, tuple[int, int], bool]:
+    """(sha256 digest of the file, (H, W) from its header, whether it has an alpha channel) in one read; an image
+    over METRIC_LIMIT is refused here, before anything is decoded (`ssgen.images`)."""
+    from .images import METRIC_LIMIT, has_alpha, open_lazily
+
     try:
         data = p.read_bytes()
     except OSError as e:
         raise SSGenError(f"cannot read {p}: {e.strerror or first_line(e)}") from None
-    try:
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as im:
-            w, h = im.size
-    except Exception as e:  # PIL raises many kinds for a file that is not an image
-        raise SSGenError(f"{p} is not an image PIL can read ({first_line(e)})") from None
-    return _sha256_bytes(data), (h, w)
+    with open_lazily(io.BytesIO(data), p, METRIC_LIMIT, "image") as im:
+        w, h = im.size
+        alpha = has_alpha(im)
+    return _sha256_bytes(data), (h, w), alpha
 
 
 def identify(src: Source, cache: Path | None, progress: Any = None) -> None:
@@ -338,14 +343,19 @@ def identify(src: Source, cache: Path | None, progress: Any = None) -> None:
         raise SSGenError(f"cannot read the images of {src.path}: {e.strerror or first_line(e)}") from None
     memo = _stat_memo(cache, ["folder", str(src.path.resolve()), listing])
     known = _memo_read(memo)
-    if known and isinstance(known.get("sha256"), str) and len(known.get("size") or ()) == 2:
+    if (known and isinstance(known.get("sha256"), str) and len(known.get("size") or ()) == 2
+            and isinstance(known.get("alpha"), list)):
         src.sha256, src.size = known["sha256"], tuple(known["size"])
+        src.notes = _alpha_notes(src, known["alpha"])
         return
     h = hashlib.sha256()
     first = None
+    alpha = []  # [count, first name] of the images with an alpha channel
     with ThreadPoolExecutor(DECODE_THREADS) as pool, \
             (progress.bar(f"sha256 {src.path.name}", src.count) if progress else _nobar()) as bar:
-        for f, (digest, size) in zip(src.files, pool.map(_scan_image, src.files)):
+        for f, (digest, size, has_alpha) in zip(src.files, pool.map(_scan_image, src.files)):
+            if has_alpha:
+                alpha = [alpha[0] + 1, alpha[1]] if alpha else [1, f.name]
             if first is None:
                 first = (f, size)
             elif size != first[1]:
@@ -355,7 +365,18 @@ def identify(src: Source, cache: Path | None, progress: Any = None) -> None:
             h.update(digest)
             bar.advance(1)
     src.sha256, src.size = h.hexdigest(), first[1]
-    _memo_write(memo, {"path": str(src.path), "sha256": src.sha256, "size": list(src.size)})
+    src.notes = _alpha_notes(src, alpha)
+    _memo_write(memo, {"path": str(src.path), "sha256": src.sha256, "size": list(src.size), "alpha": alpha})
+
+
+def _alpha_notes(src: Source, alpha: list) -> list[str]:
+    """The note that some images have an alpha channel (read from their headers): their transparent pixels are
+    composited on white (`ssgen.images.rgb`), where other evaluators would drop the alpha channel."""
+    if not alpha:
+        return []
+    n, name = alpha
+    return [f"{n} of the {src.count} {src.role} images have an alpha channel (first: {name}): transparent pixels "
+            "are read composited on white"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,14 +385,10 @@ def identify(src: Source, cache: Path | None, progress: Any = None) -> None:
 
 
 def _decode(p: Path, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8, as `ssgen pack-npz` converts an image (PIL's convert("RGB"))."""
-    from PIL import Image
+    """(H, W, 3) uint8, as `ssgen pack-npz` converts an image (`ssgen.images.rgb`, without EXIF orientation)."""
+    from .images import METRIC_LIMIT, rgb
 
-    try:
-        with Image.open(p) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except Exception as e:
-        raise SSGenError(f"{p} is damaged ({first_line(e)})") from None
+    a = np.asarray(rgb(p, "image", METRIC_LIMIT, upright=False, hint="").image, dtype=np.uint8)
     if a.shape[:2] != size:
         raise SSGenError(f"{p} is {a.shape[1]}x{a.shape[0]}, not {size[1]}x{size[0]} like the rest")
     return a
@@ -887,6 +904,7 @@ def evaluate(samples: str | Path, ref: str | Path | None, metrics: str | Iterabl
     t = time.perf_counter()
     identify(s, store, bars)
     identify(r, store, bars)
+    notes += s.notes + r.notes
     w_path, w_sha = inception_weights(inception, offline, store, progress)
     seconds["hashing"] = time.perf_counter() - t
     net = load_network(w_path, w_sha, dev)

@@ -131,7 +131,7 @@ def resolve(config: ModelConfig, classes: list | int | None = None, prompts: lis
         if e.field in config.defaults and e.field not in given and not e.where:
             raise e.at(f"{config.source or config.name}: defaults") from None
         raise
-    notes = list(parsed.notes)
+    notes = list(edit.notes if edit is not None else ()) + list(parsed.notes)  # opening the input: transparency ...
     K = parsed.scales
     if edit is not None and edit.keep_scales is not None:
         check_keep_scales(edit.keep_scales, K)

@@ -140,3 +140,27 @@ def make_tiny_clip(out: Path, preprocessor: dict | None = None) -> Path:
     if preprocessor is not None:
         (out / "preprocessor_config.json").write_text(json.dumps(preprocessor))
     return out
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that claims width x height (8-bit gray) in its IHDR but holds one empty IDAT: PIL opens it (the size
+    comes from the header) and any decode fails, so a reader that refuses it by size decoded nothing. Costs a few
+    bytes whatever the size claimed."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0"))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def with_orientation(im, orientation: int):
+    """The EXIF block of a photo whose Orientation tag is `orientation` (6: the camera was turned 90 degrees
+    clockwise; a viewer turns the stored pixels 90 degrees clockwise to show them)."""
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    return exif

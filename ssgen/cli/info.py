@@ -65,6 +65,7 @@ def pack_npz(folder: Path = typer.Argument(..., help="A folder written by `ssgen
              overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing .npz.")):
     """Pack a batch folder into the `arr_0` (N, H, W, 3) uint8 .npz that FID evaluators read."""
     from ..batch import pack_npz as pack
+    from .plan import note
 
-    path, shape = pack(folder, output, num, overwrite=overwrite)
+    path, shape = pack(folder, output, num, overwrite=overwrite, on_note=note)
     print(f"wrote {path}: arr_0 {shape} uint8")

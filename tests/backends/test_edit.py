@@ -124,6 +124,23 @@ def test_mask_image_is_fitted_with_the_image(pipe, tmp_path):
     assert not torch.equal(last[:, :2], tokens[-1][0].reshape(4, 4)[:, :2])
 
 
+def test_a_mask_lies_over_the_upright_photo(pipe, photo, tmp_path):
+    """A photo stored turned (EXIF Orientation 6: a viewer turns it 90 degrees clockwise) is encoded upright, and a
+    mask drawn over what the viewer shows (white right half = keep) keeps the upright image's right half."""
+    from helpers import with_orientation
+
+    stored = Image.fromarray(np.rot90(np.asarray(Image.open(photo)), 1))  # turned back: a viewer shows `photo`
+    stored.save(tmp_path / "phone.png", exif=with_orientation(stored, 6))
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    res = pipe.generate(classes=[1], image=tmp_path / "phone.png", keep_mask=tmp_path / "mask.png", seed=0)
+    upright, _ = input_tokens(pipe, photo)
+    last, want = res.tokens[-1][0].reshape(4, 4), upright[-1][0].reshape(4, 4)
+    assert torch.equal(last[:, 2:], want[:, 2:])
+    assert not torch.equal(last[:, :2], want[:, :2])
+
+
 @pytest.mark.parametrize("kw,msg", [
     (dict(keep_mask=Image.new("L", (32, 32))), "mask is 32x32 but the image is 64x64"),
     (dict(keep_scales=5), "keep_scales 5 is out of range: give 0..4"),
@@ -131,7 +148,7 @@ def test_mask_image_is_fitted_with_the_image(pipe, tmp_path):
     (dict(), "nothing of the input is kept"),
     (dict(keep_mask=torch.ones(2, 4, 4)), "give one (h, w) mask"),
     (dict(image="no/such.png", keep_scales=1), "no/such.png not found"),
-    (dict(image=__file__, keep_scales=1), "cannot read image"),
+    (dict(image=__file__, keep_scales=1), "test_edit.py is not an image PIL can read"),
     (dict(image=None, keep_scales=1), "pass image=PATH"),
 ])
 def test_bad_edits(pipe, photo, kw, msg):

@@ -8,7 +8,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from helpers import ssgen_here
+from helpers import one_line_error, ssgen_here
 from PIL import Image
 
 from ssgen.output import read_metadata
@@ -95,7 +95,7 @@ BAD = [
     (["--image", "IN", "--box", "0,0,1.2,1"], "outside [0, 1]"),
     (["--image", "IN", "--box", "0,0,1"], "malformed --box"),
     (["--image", "missing.png", "--box", "0,0,0.5,0.5"], "missing.png not found"),
-    (["--image", "README", "--keep-scales", "1"], "cannot read image"),
+    (["--image", "README", "--keep-scales", "1"], "var-tiny.yaml is not an image PIL can read"),
     (["--image", "IN", "--mask", "SMALL"], "mask is 48x64 but the image is 64x64"),
     (["--image", "IN", "--keep-scales", "5"], "--keep-scales 5 is out of range: give 0..4"),
     (["--image", "IN"], "nothing of the input is kept"),
@@ -135,3 +135,106 @@ def test_infinity_edit_with_a_prompt(tiny_inf, files, tmp_path):
     s = read_metadata(out)["images"][0]
     assert s["prompt"] == "a fox" and s["keep_mask"] == "0.25,0.25,0.75,0.75 inpaint"
     assert Image.open(out).size == (3 * 256 + 4 * PAD, 256 + 2 * PAD)
+
+
+# ------------------------------------------------------------------------------------------------
+# how the input and mask are read (ssgen.images): as a viewer shows them, bounded, one line when not readable
+# ------------------------------------------------------------------------------------------------
+
+
+def unwrapped(text: str) -> str:
+    """Text as printed, without the line breaks a narrow console puts between words."""
+    return " ".join(text.split())
+
+
+def input_cell(path) -> np.ndarray:
+    """The grid's first cell: the input as the edit used it (fitted to 64x64)."""
+    return np.asarray(Image.open(path).convert("RGB"))[PAD:PAD + CELL, PAD:PAD + CELL]
+
+
+def test_a_16_bit_input_is_scaled_not_white(tiny_var, tmp_path):
+    a = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)  # 0..65520: a ramp
+    Image.fromarray(a).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    r = ssgen_here("edit", "-m", str(tiny_var), "--image", str(tmp_path / "g16.png"), "--keep-scales", "2",
+                   "--device", "cpu", "-o", str(tmp_path / "e.png"))
+    assert r.exit_code == 0, r.output
+    want = ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)  # round(v / 257)
+    assert np.array_equal(input_cell(tmp_path / "e.png"), np.repeat(want[..., None], 3, -1))
+    assert "note:" not in r.stderr
+
+
+def test_a_transparent_input_is_composited_on_white_with_a_note(tiny_var, files, tmp_path):
+    rgb = np.asarray(Image.open(files / "in.png"))
+    alpha = np.zeros((64, 64), np.uint8)
+    alpha[:, 32:] = 255  # the left half transparent
+    src = tmp_path / "cut-out.png"
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(src)
+    r = ssgen_here("edit", "-m", str(tiny_var), "--image", str(src), "--keep-scales", "2",
+                   "--device", "cpu", "-o", str(tmp_path / "e.png"))
+    assert r.exit_code == 0, r.output
+    assert f"note: image {src} has transparent pixels: composited on a white background" in unwrapped(r.stderr)
+    cell = input_cell(tmp_path / "e.png")
+    assert (cell[:, :32] == 255).all() and np.array_equal(cell[:, 32:], rgb[:, 32:])
+
+
+def test_a_phone_photo_is_used_upright_with_a_mask_drawn_upright(tiny_var, tmp_path):
+    """Stored 80 wide and 64 high with EXIF Orientation 6: a viewer shows it 64 wide and 80 high, and a mask drawn
+    over what the viewer shows is 64x80. Fitted to 64x64 (the short side is already 64): rows 8..71 of the upright
+    image."""
+    from helpers import with_orientation
+
+    stored = np.random.RandomState(2).randint(0, 256, (64, 80, 3), dtype=np.uint8)
+    photo = Image.fromarray(stored)
+    photo.save(tmp_path / "phone.jpg", quality=100, subsampling=0, exif=with_orientation(photo, 6))
+    Image.new("L", (64, 80), 255).save(tmp_path / "mask.png")
+    r = ssgen_here("edit", "-m", str(tiny_var), "--image", str(tmp_path / "phone.jpg"), "--mask",
+                   str(tmp_path / "mask.png"), "--device", "cpu", "-o", str(tmp_path / "e.png"))
+    assert r.exit_code == 0, r.output
+    assert "input 64x80 resized and center-cropped to 64x64" in unwrapped(r.stderr)
+    upright = np.rot90(np.asarray(Image.open(tmp_path / "phone.jpg")), -1)  # the JPEG's decoded pixels, turned
+    assert np.array_equal(input_cell(tmp_path / "e.png"), upright[8:72])
+    Image.new("L", (80, 64), 255).save(tmp_path / "stored-size.png")  # the stored size is not what a viewer shows
+    one_line_error(ssgen_here("edit", "-m", str(tiny_var), "--image", str(tmp_path / "phone.jpg"), "--mask",
+                              str(tmp_path / "stored-size.png"), "--device", "cpu"),
+                   "mask is 80x64 but the image is 64x80 as a viewer shows it (its EXIF orientation turns it upright)")
+
+
+def test_a_16_bit_mask_reads_as_its_8_bit_gray(tiny_var, files, tmp_path):
+    """30000 / 257 = 117 (below half: regenerate); the same edit as an 8-bit mask of 117 and 255."""
+    m16 = np.full((64, 64), 65535, np.uint16)
+    m16[:, :32] = 30000
+    Image.fromarray(m16).save(tmp_path / "m16.png")
+    m8 = np.full((64, 64), 255, np.uint8)
+    m8[:, :32] = 117
+    Image.fromarray(m8).save(tmp_path / "m8.png")
+    outs = []
+    for m in ("m16.png", "m8.png"):
+        outs.append(tmp_path / f"e-{m}")
+        r = ssgen_here("edit", "-m", str(tiny_var), "--image", str(files / "in.png"), "--mask", str(tmp_path / m),
+                       "--seed", "3", "--device", "cpu", "-o", str(outs[-1]))
+        assert r.exit_code == 0, r.output
+    assert np.array_equal(np.asarray(Image.open(outs[0])), np.asarray(Image.open(outs[1])))
+
+
+def test_unreadable_or_too_large_inputs_are_one_line(tiny_var, files, tmp_path):
+    from helpers import png_header
+
+    big = png_header(tmp_path / "big.png", 12000, 12000)
+    strip = png_header(tmp_path / "strip.png", 60000, 1)
+    cut = tmp_path / "cut.png"
+    cut.write_bytes((files / "in.png").read_bytes()[:2000])
+    holes = Image.new("LA", (64, 64), (255, 255))
+    holes.putpixel((0, 0), (0, 0))
+    holes.save(tmp_path / "holes.png")
+    for args, needles in [
+        (["--image", big, "--keep-scales", "1"], [f"image {big} is too large: 12000x12000 (144.0 megapixels)",
+                                                  "at most 16384 px a side and 64 megapixels"]),
+        (["--image", files / "in.png", "--mask", strip], [f"mask {strip} is too large: 60000x1"]),
+        (["--image", cut, "--keep-scales", "1"], [f"image {cut} is damaged"]),
+        (["--image", files / "in.png", "--mask", tmp_path / "holes.png"], ["has transparent pixels; a mask is read"]),
+    ]:
+        out = tmp_path / "never.png"
+        one_line_error(ssgen_here("edit", "-m", str(tiny_var), *map(str, args), "--device", "cpu", "-o", str(out)),
+                       *needles)
+        assert not out.exists()

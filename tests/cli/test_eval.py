@@ -79,6 +79,8 @@ def test_statistics_only_reference(files, tmp_path):
     ("bad_batch", ["--batch-size must be at least 1"]),
     ("bad_device", ["unknown device"]),
     ("unreadable", ["cannot read the folder", "Permission denied"]),
+    ("too_large", ["z.png is too large: 12000x12000", "at most 4096 px a side"]),
+    ("bomb", ["z.png is too large", "decompression bomb", "at most 4096 px a side"]),
 ])
 def test_bad_input_is_one_line(files, tmp_path, monkeypatch, forwards, case, needles):
     imgs = noise_images(0, n=3, h=8, w=8)
@@ -100,6 +102,11 @@ def test_bad_input_is_one_line(files, tmp_path, monkeypatch, forwards, case, nee
     elif case == "missing_batch_image":
         samples = write_folder(tmp_path / "run", imgs, [f"{i:06d}.png" for i in (0, 2)] + ["x.png"])
         (samples / "run.json").write_text(json.dumps({"count": 3}))
+    elif case in ("too_large", "bomb"):  # headers claiming 144 and 400 megapixels, no pixels
+        from helpers import png_header
+
+        samples = write_folder(tmp_path / "big", imgs)
+        png_header(samples / "z.png", *((12000, 12000) if case == "too_large" else (20000, 20000)))
     elif case == "unknown_metric":
         extra = ["--metrics", "fid,kid"]
     elif case == "bad_bootstrap":

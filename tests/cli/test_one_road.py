@@ -51,7 +51,7 @@ def test_an_edit_decodes_its_input_once(tiny_var, tmp_path, monkeypatch):
 
     def spy(fp, *args, **kw):
         if str(fp) in (str(src), str(mask)):
-            loads.append(str(fp))  # ssgen opens a file to decode it (open_image: open, load, copy)
+            loads.append(str(fp))  # ssgen opens a file to decode it (ssgen.images.read: open, check, load)
         return real(fp, *args, **kw)
 
     monkeypatch.setattr(Image, "open", spy)

@@ -166,6 +166,55 @@ def test_pack_npz_damaged_inputs(run_dir, tmp_path):
     assert not (tmp_path / "run.npz").exists()
 
 
+def test_pack_npz_reads_each_image_once_as_a_viewer_shows_it(run_dir, tmp_path, monkeypatch):
+    """Image 0 is 16-bit gray (scaled by 1/257, not clipped to white), image 1 has transparent pixels (on white,
+    with a note); each file is decoded once."""
+    import shutil
+
+    from PIL import ImageFile
+
+    d = tmp_path / "run"
+    shutil.copytree(run_dir, d)
+    a16 = np.full((64, 64), 30000, np.uint16)
+    Image.fromarray(a16).save(d / "000000.png")
+    rgba = np.asarray(Image.open(run_dir / "000001.png").convert("RGBA")).copy()
+    rgba[:8, :, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(d / "000001.png")
+    decoded = []
+    real = ImageFile.ImageFile.load
+
+    def spy(self):
+        if self.tile:
+            decoded.append(os.path.basename(getattr(self, "filename", "")))
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    r = ssgen_here("pack-npz", str(d), "-o", str(tmp_path / "x.npz"))
+    assert r.exit_code == 0, r.stderr
+    assert sorted(decoded) == ["000000.png", "000001.png"], decoded
+    arr = np.load(tmp_path / "x.npz")["arr_0"]
+    assert (arr[0] == 117).all()  # round(30000 / 257)
+    assert (arr[1, :8] == 255).all() and np.array_equal(arr[1, 8:], rgba[8:, :, :3])
+    note = f"note: image {d / '000001.png'} has transparent pixels: composited on a white background"
+    assert note in " ".join(r.stderr.split())  # as printed, without a narrow console's line breaks
+
+
+def test_pack_npz_refuses_a_too_large_image_before_decoding_it(run_dir, tmp_path):
+    import shutil
+
+    from helpers import png_header
+
+    d = tmp_path / "run"
+    shutil.copytree(run_dir, d)
+    png_header(d / "000001.png", 12000, 12000)  # claims 144 megapixels, holds none
+    line = one_line_error(ssgen_here("pack-npz", str(d)), "000001.png is too large: 12000x12000")
+    assert "at most 4096 px a side" in line
+    png_header(d / "000001.png", 20000, 20000)  # past PIL's own decompression-bomb limit: refused by Image.open
+    assert "at most 4096 px a side" in one_line_error(ssgen_here("pack-npz", str(d)), "000001.png is too large")
+    no_tmp(tmp_path)
+    assert not (tmp_path / "run.npz").exists()
+
+
 # ----------------------------------------------------------------------------------------------
 # large requests: chunks, written as they go, bounded memory, grid limit
 # ----------------------------------------------------------------------------------------------

@@ -122,6 +122,39 @@ def test_content_keys_and_the_stat_memo(tmp_path, monkeypatch):
     assert n.sha256 == hashlib.sha256(npz.read_bytes()).hexdigest()
 
 
+def test_folder_images_are_read_as_a_viewer_shows_them(tmp_path):
+    """16-bit gray is scaled by 1/257 (not clipped to white), transparent pixels are on white, and the samples say
+    how many images have an alpha channel, from their headers (the stat memo keeps it)."""
+    imgs = noise_images(5, n=3, h=8, w=8)
+    d = write_folder(tmp_path / "f", imgs)
+    Image.fromarray(np.full((8, 8), 30000, np.uint16)).save(d / "img00.png")
+    rgba = np.dstack([imgs[1], np.full((8, 8), 255, np.uint8)])
+    rgba[:, :4, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(d / "img01.png")
+    cache = tmp_path / "cache"
+    for _ in range(2):  # the second time from the stat memo
+        src = E.open_source(d, "samples")
+        E.identify(src, cache)
+        assert src.notes == ["1 of the 3 samples images have an alpha channel (first: img01.png): transparent "
+                             "pixels are read composited on white"]
+    got = np.concatenate(list(E.image_batches(src, 2)))
+    assert (got[0] == 117).all()  # round(30000 / 257)
+    assert (got[1, :, :4] == 255).all() and np.array_equal(got[1, :, 4:], imgs[1][:, 4:])
+    assert np.array_equal(got[2], imgs[2])
+
+
+def test_too_large_images_are_refused_from_their_headers(tmp_path):
+    from helpers import png_header
+
+    d = write_folder(tmp_path / "f", noise_images(0, n=2, h=8, w=8))
+    png_header(d / "img01.png", 12000, 12000)  # holds no pixels: reading its header is all that may happen
+    with pytest.raises(SSGenError, match=r"img01.png is too large: 12000x12000 .*at most 4096 px a side"):
+        E.identify(E.open_source(d, "samples"), None)
+    png_header(d / "img01.png", 60000, 1)
+    with pytest.raises(SSGenError, match=r"img01.png is too large: 60000x1"):
+        E.identify(E.open_source(d, "samples"), None)
+
+
 def test_reference_statistics(tmp_path):
     stats = {"mu": np.zeros(2048), "sigma": np.eye(2048), "mu_s": np.zeros(2023), "sigma_s": np.eye(2023)}
     r = E.open_source(write_npz(tmp_path / "ref.npz", **stats), "reference")
