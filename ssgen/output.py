@@ -109,9 +109,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if META_KEY not in text:
         raise SSGenError(f"{p} has no ssgen settings (it was not written by ssgen, or they were stripped)")
     try:
-        return json.loads(text[META_KEY])
+        meta = json.loads(text[META_KEY])
     except ValueError:
-        raise SSGenError(f"{p} has a damaged ssgen settings chunk") from None
+        meta = None
+    if not isinstance(meta, dict):
+        raise SSGenError(f"{p} has a damaged ssgen settings chunk")
+    return meta
 
 
 def _font(size: int):

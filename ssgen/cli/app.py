@@ -1,7 +1,8 @@
 """The Typer app, `--version`, and `friendly`: user errors become one `error: ...` line and exit code 2.
 
 Every module of the CLI imports only typer and rich at the top; torch and the models are imported
-inside the commands, so `ssgen --help` answers at once.
+inside the commands, so `ssgen --help` answers at once. Whatever it prints that came from a file or an
+argument goes through `ssgen.terminal.safe` (control characters shown as escapes, rich markup escaped).
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from typing import Callable
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ..errors import SSGenError
+from ..terminal import safe
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-scale visual autoregressive image generation (VAR, Infinity, HART) with SSG.")
 
-out = Console()  # results (tables)
-err = Console(stderr=True)  # progress bars, notes, errors
+out = Console(emoji=False)  # results (tables); emoji=False: a `:smile:` in a name stays text
+err = Console(stderr=True, emoji=False)  # progress bars, notes, errors
 
 
 def _version(value: bool) -> None:
@@ -45,7 +46,7 @@ def friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except SSGenError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {safe(e)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err.print("interrupted")

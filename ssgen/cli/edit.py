@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import ConfigError
+from ..terminal import safe
 from .app import app, friendly
 from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
 from .plan import (
@@ -81,4 +82,4 @@ def edit(
     if as_json:
         print(json.dumps({"files": [str(outs.grid)], "seconds": round(report.seconds, 3), "images": report.settings}))
     else:
-        print(f"wrote {outs.grid} (input, reconstruction and {total} edit(s), {report.seconds:.1f} s)")
+        print(f"wrote {safe(outs.grid, markup=False)} (input, reconstruction and {total} edit(s), {report.seconds:.1f} s)")

@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from ..terminal import safe
 from .app import app, friendly, out
 
 models_app = typer.Typer(no_args_is_help=True, help="List, download, locate and remove model weights.")
@@ -34,7 +35,7 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         return
     t = Table("model", "family", "cached", "description")
     for r in rows:
-        t.add_row(r["name"], r["family"], "yes" if r["cached"] else "-", r["description"])
+        t.add_row(safe(r["name"]), safe(r["family"]), "yes" if r["cached"] else "-", safe(r["description"]))
     out.print(t)
 
 
@@ -47,7 +48,7 @@ def models_download(name: str = NameArg):
 
     config = load_config(name)
     for role in config.weights:
-        print(f"{role}: {resolve_weight(config, role)}")
+        print(f"{safe(role, markup=False)}: {safe(resolve_weight(config, role), markup=False)}")
 
 
 @models_app.command("path")
@@ -70,7 +71,7 @@ def models_path(name: str = NameArg):
         raise WeightsError(f"{config.name} is not downloaded: its{which} weights are not in the cache "
                            f"{hub_cache_dir()}; get them with `ssgen models download {name}`")
     for role, path in paths.items():
-        print(f"{role}: {path}")
+        print(f"{safe(role, markup=False)}: {safe(path, markup=False)}")
 
 
 @models_app.command("remove")
@@ -85,13 +86,13 @@ def models_remove(name: str = NameArg,
     # one entry per cached thing: HART's llm/ and tokenizer/ are two folders of one repo revision
     hub = list(dict.fromkeys((s.repo, s.file, s.revision) for s in config.weights.values() if s.repo))
     if not hub:
-        out.print(f"{config.name} uses only local files; nothing to remove", soft_wrap=True)
+        out.print(f"{safe(config.name)} uses only local files; nothing to remove", soft_wrap=True)
         return
     size = sum(cached_size(repo, file, revision) for repo, file, revision in hub)
     if size == 0:
-        out.print(f"nothing of {config.name} is in the cache {hub_cache_dir()}; nothing to remove", soft_wrap=True)
+        out.print(f"nothing of {safe(config.name)} is in the cache {safe(hub_cache_dir())}; nothing to remove", soft_wrap=True)
         return
-    if not yes and not typer.confirm(f"remove {_size(size)} of cached weights of {config.name}?"):
+    if not yes and not typer.confirm(f"remove {_size(size)} of cached weights of {safe(config.name, markup=False)}?"):
         raise typer.Exit(1)
     freed = sum(remove_cached_file(repo, file, revision) if file else remove_cached(repo, revision)
                 for repo, file, revision in hub)

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from ..errors import ConfigError
+from ..terminal import safe
 from .app import err
 from .options import GenFlags
 
@@ -126,7 +127,7 @@ def load_model(config: Any, flags: GenFlags, outputs: Any = None) -> Any:
         from ..pipeline import load as load_pipeline
 
         if err.is_terminal:
-            err.print(f"[dim]loading {config.name} ({describe_placement(flags.device, flags.dtype)}) ...[/]",
+            err.print(f"[dim]loading {safe(config.name)} ({describe_placement(flags.device, flags.dtype)}) ...[/]",
                       highlight=False)
         return load_pipeline(config, device=flags.device, dtype=flags.dtype, offline=True if flags.offline else None,
                              progress=True, compile=flags.compile_mode())
@@ -137,4 +138,5 @@ def load_model(config: Any, flags: GenFlags, outputs: Any = None) -> Any:
 
 
 def note(text: str) -> None:
-    err.print(f"[yellow]note:[/] {text}", highlight=False)
+    """A note on stderr; its text may quote a prompt, a name or a path: escaped."""
+    err.print(f"[yellow]note:[/] {safe(text)}", highlight=False, soft_wrap=True)
