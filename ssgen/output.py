@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from .atomic import atomic_file, release, reserve
+from .atomic import Claim, atomic_file, release, reserve
 from .errors import ConfigError, SSGenError, first_line
 
 META_KEY = "ssgen"
@@ -184,23 +184,22 @@ def _existing(paths: list[Path]) -> list[Path]:
 
 @dataclass
 class Outputs:
-    """Where a generate/compare run writes, decided before any model loads. Unless --overwrite was given,
-    the grid's name is claimed at once (`ssgen.atomic.reserve`: an empty placeholder, created exclusively)
-    so two runs can never choose the same name; the grid replaces it, and `release` removes it if the
-    run ends without a grid (a failure, or --each without a grid)."""
+    """Where a generate/compare/edit run writes, decided before any model loads. Unless --overwrite was given,
+    the grid's name is claimed at once (`ssgen.atomic.reserve`: a lock beside it, held while the run lives) so
+    two runs can never choose the same name; `release` gives it back when the run ends, written or not. Nothing
+    is put at the name before the grid itself: a killed run leaves no empty file that would block its retry."""
 
     grid: Path | None  # the grid PNG; None when there are too many images for a grid (--each alone)
     stem: Path  # --each files are STEM-000.png, STEM-001.png, ...
     n: int  # images
-    overwrite: bool  # may --each files replace existing ones
-    placeholder: Path | None = None
+    overwrite: bool  # may the grid and --each files replace existing ones
+    claim: Claim | None = None
 
     def each_path(self, i: int) -> Path:
         return each_path(self.stem, i, self.n)
 
     def release(self) -> None:
-        if self.placeholder is not None:
-            release(self.placeholder)
+        release(self.claim)
 
 
 def each_path(stem: Path, i: int, n: int) -> Path:
@@ -220,18 +219,24 @@ def plan_outputs(output: Path | None, model: str, kind: str, n: int, grid: bool,
         p = check_writable(output, "-o")
         if overwrite:
             return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=True)
-        present = _existing(names(p))
-        if present or (grid and not reserve(p)):
-            first = present[0] if present else p
+        claim = reserve(p) if grid else None
+        present = _existing(names(p))  # looked at once the name is ours: no run can write it meanwhile
+        if present:
+            release(claim)
             more = f" (and {len(present) - 1} more files this run would write)" if len(present) > 1 else ""
-            raise ConfigError(f"{first} already exists{more}; add --overwrite to replace, or choose another -o")
-        return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p if grid else None)
+            raise ConfigError(f"{present[0]} already exists{more}; add --overwrite to replace, or choose another -o")
+        if grid and claim is None:
+            raise ConfigError(f"{p} is being written by another ssgen run; wait for it, or choose another -o")
+        return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, claim=claim)
     base = p = check_writable(default_output(model, kind), "-o")
     k = 1
-    while _existing(names(p) + [p]) or not reserve(p):  # the grid's name claims the stem, grid or not
+    while True:  # the grid's name claims the stem, grid or not
+        claim = reserve(p)
+        if claim is not None and not _existing(names(p) + [p]):
+            return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, claim=claim)
+        release(claim)
         k += 1
         p = base.with_name(f"{base.stem}-{k}{base.suffix}")
-    return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p)
 
 
 SCALE_FILE = re.compile(r"(.+?)(\d{3,})-(?:k\d+|scales)\.png")

@@ -59,7 +59,8 @@ class GridSink:
         if self.outputs.grid is not None:
             cols = grid_cols(self.total, self.per_cond)
             meta = {"grid": {"rows": math.ceil(self.total / cols), "cols": cols}, "images": self.settings}
-            written.append(save_png(grid(self.images, cols=cols), self.outputs.grid, meta, text=_text(self.settings)))
+            written.append(save_png(grid(self.images, cols=cols), self.outputs.grid, meta, text=_text(self.settings),
+                                    overwrite=self.outputs.overwrite))
         self.outputs.release()
         return written + self.files
 
@@ -88,7 +89,7 @@ class CompareSink:
         img = grid([self.cells[k][0] for k in order], cols=len(self.labels), col_labels=self.labels,
                    row_labels=[self.rows[i] for i in sorted(self.rows)])
         save_png(img, self.outputs.grid, {"grid": {"rows": n, "cols": len(self.labels), "columns": self.labels},
-                                          "images": meta}, text=_text(meta))
+                                          "images": meta}, text=_text(meta), overwrite=self.outputs.overwrite)
         self.outputs.release()
         self.settings = meta
         return [self.outputs.grid]
@@ -120,7 +121,8 @@ class EditSink:
         cols = grid_cols(len(cells), 1)
         meta = {"grid": {"rows": math.ceil(len(cells) / cols), "cols": cols, "leading": ["input", "reconstruction"]},
                 "images": self.settings}
-        save_png(grid(cells, cols=cols), self.outputs.grid, meta, text=_text(self.settings))
+        save_png(grid(cells, cols=cols), self.outputs.grid, meta, text=_text(self.settings),
+                 overwrite=self.outputs.overwrite)
         self.outputs.release()
         return [self.outputs.grid]
 
