@@ -78,7 +78,7 @@ def edit(
     saver = scale_saver(save_scales, ["ssg-" if ssg else "plain-"], total, overwrite, config.name)
     outs = plan_outputs(output, flags.model, "-edit", total, True, False, overwrite)
     pipe = load_model(config, flags, outs)
-    report = drive(pipe, works, EditSink(outs), watchers=watchers(saver), on_note=note)
+    report = drive(pipe, works, EditSink(outs, key), watchers=watchers(saver), on_note=note)
     if as_json:
         print(json.dumps({"files": [str(outs.grid)], "seconds": round(report.seconds, 3), "images": report.settings}))
     else:
