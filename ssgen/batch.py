@@ -504,10 +504,13 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
         if loaded:
             pipe = model
         else:
-            from .pipeline import describe_placement, load
+            from .pipeline import describe_placement, load, slow_dtype_note
 
             if rank == 0 and err.is_terminal:
                 err.print(f"[dim]loading {safe(config.name)} ({describe_placement(device, dtype)}) ...[/]", highlight=False)
+            slow = slow_dtype_note(device, dtype) if rank == 0 else None
+            if slow:
+                err.print(f"[yellow]note:[/] {slow}", highlight=False, soft_wrap=True)
             pipe = load(config, device=device, dtype=dtype, offline=offline, progress=rank == 0, compile=compile)
         mine = jobs[rank::world]
         todo = [j for j in mine if not is_complete(image_path(out_dir, j.index), j)]

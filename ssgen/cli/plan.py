@@ -123,12 +123,15 @@ def load_model(config: Any, flags: GenFlags, outputs: Any = None) -> Any:
     released when loading fails (its placeholder names were claimed)."""
     try:
         # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
-        from ..pipeline import describe_placement
+        from ..pipeline import describe_placement, slow_dtype_note
         from ..pipeline import load as load_pipeline
 
         if err.is_terminal:
             err.print(f"[dim]loading {safe(config.name)} ({describe_placement(flags.device, flags.dtype)}) ...[/]",
                       highlight=False)
+        slow = slow_dtype_note(flags.device, flags.dtype)
+        if slow:
+            note(slow)
         return load_pipeline(config, device=flags.device, dtype=flags.dtype, offline=True if flags.offline else None,
                              progress=True, compile=flags.compile_mode())
     except BaseException:
