@@ -106,7 +106,8 @@ class CompareSink:
         cols = len(lead) + len(self.labels)
         cells = [im for i in sorted(self.rows) for im in self.leading + [self.cells[i, c][0]
                                                                           for c in range(len(self.labels))]]
-        img = grid(cells, cols=cols, col_labels=lead + self.labels, row_labels=[self.rows[i] for i in sorted(self.rows)])
+        img = grid(cells, cols=cols, col_labels=lead + self.labels,
+                   row_labels=[self.rows[i] for i in sorted(self.rows)])
         layout = {"rows": n, "cols": cols, "columns": self.labels, **({"leading": lead} if lead else {})}
         save_png(img, self.outputs.grid, {"grid": layout, "images": meta}, text=_text(meta),
                  overwrite=self.outputs.overwrite)

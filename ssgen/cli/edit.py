@@ -82,4 +82,5 @@ def edit(
     if as_json:
         print(json.dumps({"files": [str(outs.grid)], "seconds": round(report.seconds, 3), "images": report.settings}))
     else:
-        print(f"wrote {safe(outs.grid, markup=False)} (input, reconstruction and {total} edit(s), {report.seconds:.1f} s)")
+        print(f"wrote {safe(outs.grid, markup=False)} (input, reconstruction and {total} edit(s), "
+              f"{report.seconds:.1f} s)")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
 from ..terminal import safe
 from .app import app, err, friendly, out
 

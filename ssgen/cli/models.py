@@ -90,7 +90,8 @@ def models_remove(name: str = NameArg,
         return
     size = sum(cached_size(repo, file, revision) for repo, file, revision in hub)
     if size == 0:
-        out.print(f"nothing of {safe(config.name)} is in the cache {safe(hub_cache_dir())}; nothing to remove", soft_wrap=True)
+        out.print(f"nothing of {safe(config.name)} is in the cache {safe(hub_cache_dir())}; nothing to remove",
+                  soft_wrap=True)
         return
     if not yes and not typer.confirm(f"remove {_size(size)} of cached weights of {safe(config.name, markup=False)}?"):
         raise typer.Exit(1)

@@ -70,8 +70,8 @@ def test_a_killed_generate_never_blocks_its_retry(tiny_var, tmp_path):
         proc = start("generate", "-m", str(tiny_var), "-c", "1", "-n", "64", "-b", "1", "--device", "cpu",
                      "-o", str(d / "out" / "g.png"), "--save-scales", str(d / "scales"))
         runs[sig] = (proc, d / "out" / "g.png", d / "scales")
-    for sig, (proc, out, scales) in runs.items():
-        wait_for(lambda: scales.is_dir() and len(list(scales.glob("*.png"))) >= 2, proc)
+    for sig, (proc, _, scales) in runs.items():
+        wait_for(lambda scales=scales: scales.is_dir() and len(list(scales.glob("*.png"))) >= 2, proc)
         proc.send_signal(sig)
     for sig, (proc, out, scales) in runs.items():
         _, stderr = proc.communicate(timeout=60)

@@ -1,8 +1,8 @@
 """The README's Python examples run as written. The tiny-model example runs exactly as printed (after
 `python -m ssgen.tiny var tiny`, which it names); those that load `var-d30` run with `ssgen.load` handing them a
-random-weight VAR with var-d30's numbers (10 scales, 1000 classes; smaller and faster), so `scales=(2, 9)`, class
-207 and the editing calls are checked against the numbers the real model has. A new example that loads something else fails
-here until this test knows how to run it."""
+random-weight VAR with var-d30's numbers (10 scales, 1000 classes; smaller and faster), so `scales=(2, 9)`,
+class 207 and the editing calls are checked against the numbers the real model has. A new example that loads
+something else fails here until this test knows how to run it."""
 
 from __future__ import annotations
 
