@@ -10,8 +10,11 @@ a `.tmp`. Why the care:
   an existing file keeps that file's mode, as writing into it would.
 - No clobbering: with `overwrite=False` the last step is a hard link, which fails when the name
   exists, so even a concurrent writer's file is never replaced (file systems without hard links:
-  the name is first created exclusively, O_EXCL, then replaced). `reserve` claims a name the same way
-  before a long run, so two runs started in the same second cannot pick the same default name.
+  the name is first created exclusively, O_EXCL, then replaced).
+- Claims: `reserve` claims a name before a long run, so two runs started in the same second cannot pick
+  the same default name. The claim is a hidden `.NAME.lock` beside it, locked (flock) for as long as the
+  run lives, never a file at NAME itself: a run killed by SIGKILL leaves no empty NAME that would block
+  its retry, and the kernel drops its lock with the process, so the retry takes the name again.
 Nothing here imports more than the standard library (the weights code uses it too).
 """
 
@@ -21,6 +24,7 @@ import os
 import secrets
 import stat
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -102,23 +106,77 @@ def write_atomic(path: str | Path, data: bytes, overwrite: bool = True) -> None:
         f.write(data)
 
 
-def reserve(path: str | Path) -> bool:
-    """Claim `path` by creating it empty, exclusively: True if it was free (now ours), False if it exists.
-    A later `atomic_file(path)` replaces the placeholder; `release` removes it if nothing was written."""
+@dataclass
+class Claim:
+    """A name claimed by `reserve`: this process holds the lock on `lock` until `release` (or its end)."""
+
+    path: Path
+    lock: Path
+    fd: int
+
+    def release(self) -> None:
+        """Give the name back: remove the lock file, then drop the lock (in that order, see `reserve`)."""
+        if self.fd < 0:
+            return
+        self.lock.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def lock_path(path: Path) -> Path:
+    """The hidden lock file that claims `path`."""
+    return path.with_name(f".{path.name}.lock")
+
+
+def _flock(fd: int) -> bool | None:
+    """Take the exclusive lock on `fd` without waiting: True, False when a live process holds it, None where this
+    system or file system has no such locks."""
     try:
-        os.close(_create(Path(path)))
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
-    except FileExistsError:
+    except BlockingIOError:
         return False
-    except OSError as e:
-        raise SSGenError(f"cannot write {path}: {_why(e)}") from None
+    except OSError:  # ENOLCK, EOPNOTSUPP: no locks on this file system
+        return None
 
 
-def release(path: str | Path) -> None:
-    """Remove a placeholder made by `reserve` if it is still empty (a run that failed before writing it)."""
+def reserve(path: str | Path) -> Claim | None:
+    """Claim `path` for this process: a Claim, or None when a live process has it claimed. The claim is the lock
+    on `.NAME.lock` beside it; a lock file left by a killed run is unlocked (the kernel drops a dead process's
+    locks) and is taken over. Without file locks (Windows, some network file systems) the lock file is created
+    exclusively instead, and one left by a killed run keeps its name claimed. `path` itself is not touched."""
     p = Path(path)
-    try:
-        if p.stat().st_size == 0:
-            p.unlink()
-    except OSError:
-        pass
+    lock = lock_path(p)
+    while True:
+        try:
+            try:
+                fd, created = _create(lock), True
+            except FileExistsError:
+                fd, created = os.open(lock, os.O_RDONLY), False  # flock needs no write access
+        except FileNotFoundError:
+            continue  # released between the two opens: try again
+        except OSError as e:
+            raise SSGenError(f"cannot write {p}: {_why(e)}") from None
+        held = _flock(fd)
+        if held is None:
+            held = created
+        if not held:
+            os.close(fd)
+            return None
+        try:  # the owner may have released (removed) this lock file between our open and our lock
+            current = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            current = False
+        if current:
+            return Claim(p, lock, fd)
+        os.close(fd)
+
+
+def release(claim: Claim | None) -> None:
+    """Give back a claim made by `reserve` (None: nothing was claimed)."""
+    if claim is not None:
+        claim.release()

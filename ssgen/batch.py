@@ -36,6 +36,7 @@ from .request import resolve
 from .settings import SSG, check_seed_span, ssg_from_config
 from .sinks import image_path
 from .textfile import read_text
+from .terminal import safe
 
 RUN_FILE = "run.json"
 MANIFEST = "manifest.jsonl"
@@ -51,7 +52,7 @@ def preset(name: str, config: ModelConfig) -> dict[str, Any]:
         raise ConfigError(f"preset {name} is for {' or '.join(s.title for s in owners)} models; {config.name} is "
                           f"{config.family}")
     return family(config.family).presets[name]
-err = Console(stderr=True)  # progress bars and notes; stdout is left to the caller
+err = Console(stderr=True, emoji=False)  # progress bars and notes; stdout is left to the caller
 
 
 @dataclass
@@ -544,10 +545,14 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
         if loaded:
             pipe = model
         else:
-            from .pipeline import describe_placement, load
+            from .pipeline import describe_placement, load, slow_dtype_note
 
             if rank == 0 and err.is_terminal:
-                err.print(f"[dim]loading {config.name} ({describe_placement(device, dtype)}) ...[/]", highlight=False)
+                err.print(f"[dim]loading {safe(config.name)} ({describe_placement(device, dtype)}) ...[/]",
+                          highlight=False)
+            slow = slow_dtype_note(device, dtype) if rank == 0 else None
+            if slow:
+                err.print(f"[yellow]note:[/] {slow}", highlight=False, soft_wrap=True)
             pipe = load(config, device=device, dtype=dtype, offline=offline, progress=rank == 0, compile=compile)
         mine = jobs[rank::world]
         todo = [j for j in mine if not is_complete(image_path(out_dir, j.index), j)]

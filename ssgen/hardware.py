@@ -77,3 +77,10 @@ def cpu_has_native_bf16() -> bool:
     it does, `--dtype bfloat16` is a real option for users (half the memory) even when slower than fp32; where it
     does not, bf16 is only a slow emulation and not worth measuring."""
     return cpu_has_amx() or "avx512_bf16" in cpu_info().flags
+
+
+def cpu_has_native_fp16() -> bool:
+    """Whether this CPU computes float16 products in hardware (AVX512-FP16 or AMX-FP16). Elsewhere PyTorch's CPU
+    float16 kernels convert through fp32 element by element: a 512x512 matmul ran at 2.7 GFLOP/s in float16
+    against 97 in float32 on one core of an AVX512-BF16 EPYC (35x slower)."""
+    return bool({"avx512_fp16", "amx_fp16"} & cpu_info().flags)

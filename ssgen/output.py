@@ -9,6 +9,7 @@ Every PNG carries:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from .atomic import atomic_file, release, reserve
+from .atomic import Claim, atomic_file, release, reserve
 from .errors import ConfigError, SSGenError, first_line
 
 META_KEY = "ssgen"
@@ -147,46 +148,140 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "null")
 
 
+@functools.lru_cache(maxsize=None)
 def _font(size: int):
     try:
         return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
+    except TypeError:  # Pillow < 10.1: one bitmap size
         return ImageFont.load_default()
+
+
+LABEL_MIN_FONT = 8  # labels shrink down to this size; below it they are unreadable, so tiny images get wider slots
+LABEL_MAX_SLOT = 160  # a column is never widened past this for a label: a longer word is broken across lines
+MARGIN = 1  # between a label and the edges of its column
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where `grid` puts things. Column c's slot spans x in [slot_x(c), slot_x(c) + slot); its label lies in
+    the strip above (y < top) inside that span; its images are centered in it. Row r's images start at
+    y = row_y(r). The slot is wider than the images only when their column labels need it (tiny images)."""
+
+    size: tuple[int, int]  # one image (w, h)
+    cols: int
+    rows: int
+    pad: int
+    slot: int  # a column's width
+    left: int  # the row-label strip's width (0 without row labels)
+    top: int  # the column-label strip's height (0 without column labels)
+    col_font: int  # font sizes of the column and row labels
+    row_font: int
+    col_lines: tuple[tuple[str, ...], ...]  # each column label, wrapped to its slot
+
+    @property
+    def width(self) -> int:
+        return self.left + self.cols * self.slot + (self.cols + 1) * self.pad
+
+    @property
+    def height(self) -> int:
+        return self.top + self.rows * self.size[1] + (self.rows + 1) * self.pad
+
+    def slot_x(self, c: int) -> int:
+        return self.left + self.pad + c * (self.slot + self.pad)
+
+    def image_xy(self, r: int, c: int) -> tuple[int, int]:
+        return self.slot_x(c) + (self.slot - self.size[0]) // 2, self.row_y(r)
+
+    def row_y(self, r: int) -> int:
+        return self.top + self.pad + r * (self.size[1] + self.pad)
+
+
+_measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+
+def _wide(text: str, font) -> float:
+    return _measure.textlength(text, font=font)
+
+
+def wrap(text: str, font, width: int) -> list[str]:
+    """`text` in lines no wider than `width` px: its own lines, words filled greedily, a word wider than
+    `width` broken between characters (at least one character a line)."""
+    lines = []
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split():
+            joined = f"{line} {word}" if line else word
+            if _wide(joined, font) <= width:
+                line = joined
+                continue
+            if line:
+                lines.append(line)
+            while _wide(word, font) > width and len(word) > 1:
+                k = max([i for i in range(1, len(word)) if _wide(word[:i], font) <= width] or [1])
+                lines.append(word[:k])
+                word = word[k:]
+            line = word
+        lines.append(line)
+    return lines
+
+
+def grid_layout(size: tuple[int, int], n: int, cols: int | None = None, pad: int = 2,
+                col_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None) -> GridLayout:
+    """How `grid` lays out `n` images of `size`: columns, rows and the label strips. Column labels are fitted to
+    their column: the largest font (up to the usual size for these images, down to LABEL_MIN_FONT) at which
+    every word fits, the words wrapped into as many lines as they need (the strip grows). Images too small for
+    a label's longest word at LABEL_MIN_FONT get wider columns (up to LABEL_MAX_SLOT). Row labels get a font
+    no taller than a row. So no label ever reaches into a neighbour's column or row."""
+    w, h = size
+    if cols is None:
+        cols = n if n <= 8 else math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fs = max(11, min(28, w // 14))
+    slot, col_font, col_lines, top = w, fs, (), 0
+    if col_labels:
+        words = [word for t in col_labels for word in t.split()]
+        need = max((_wide(word, _font(LABEL_MIN_FONT)) for word in words), default=0) + 2 * MARGIN
+        slot = max(w, min(math.ceil(need), LABEL_MAX_SLOT))
+        col_font = next((f for f in range(fs, LABEL_MIN_FONT, -1)
+                         if all(_wide(word, _font(f)) <= slot - 2 * MARGIN for word in words)), LABEL_MIN_FONT)
+        font = _font(col_font)
+        col_lines = tuple(tuple(wrap(t, font, slot - 2 * MARGIN)) for t in col_labels)
+        top = max(_measure.multiline_textbbox((0, 0), "\n".join(lines), font=font, spacing=2)[3]
+                  for lines in col_lines) + 2 * pad + 4
+    row_font, left = fs, 0
+    if row_labels:
+        row_font = next((f for f in range(fs, 6, -1) if _font(f).getbbox("Ag")[3] <= h), 6)
+        left = max(math.ceil(_wide(t, _font(row_font))) for t in row_labels) + 3 * pad
+    return GridLayout(size=size, cols=cols, rows=rows, pad=pad, slot=slot, left=left, top=top, col_font=col_font,
+                      row_font=row_font, col_lines=col_lines)
 
 
 def grid(images: Sequence[Image.Image], cols: int | None = None, pad: int = 2,
          col_labels: Sequence[str] | None = None, row_labels: Sequence[str] | None = None) -> Image.Image:
-    """Tile images row-major into a grid, with optional column headers and row labels. One image without
-    labels is returned as it is (no border)."""
+    """Tile images row-major into a grid, with optional column headers and row labels (`grid_layout`); a None
+    image leaves its cell white. One image without labels is returned as it is (no border)."""
     n = len(images)
     if n == 0:
         raise ValueError("no images to tile")
     if n == 1 and not col_labels and not row_labels:
         return images[0].convert("RGB")
-    if cols is None:
-        cols = n if n <= 8 else math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    w, h = images[0].size
-    fs = max(11, min(28, w // 14))
-    font = _font(fs)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    top = 0
-    if col_labels:
-        top = max(measure.multiline_textbbox((0, 0), t, font=font)[3] for t in col_labels) + 2 * pad + 4
-    left = 0
-    if row_labels:
-        left = max(int(measure.textlength(t, font=font)) for t in row_labels) + 3 * pad
-    W = left + cols * w + (cols + 1) * pad
-    H = top + rows * h + (rows + 1) * pad
-    out = Image.new("RGB", (W, H), (255, 255, 255))
-    draw = ImageDraw.Draw(out)
+    size = next(im.size for im in images if im is not None)
+    lay = grid_layout(size, n, cols, pad, col_labels, row_labels)
+    out = Image.new("RGB", (lay.width, lay.height), (255, 255, 255))
     for i, im in enumerate(images):
-        r, c = divmod(i, cols)
-        out.paste(im.convert("RGB"), (left + pad + c * (w + pad), top + pad + r * (h + pad)))
-    for c, t in enumerate(col_labels or []):
-        draw.multiline_text((left + pad + c * (w + pad) + 2, pad), t, fill=(0, 0, 0), font=font, spacing=2)
+        if im is not None:
+            out.paste(im.convert("RGB"), lay.image_xy(*divmod(i, lay.cols)))
+    font = _font(lay.col_font)
+    for c, lines in enumerate(lay.col_lines):  # each label drawn in its own box: it cannot reach a neighbour
+        box = Image.new("RGB", (lay.slot, lay.top - pad), (255, 255, 255))
+        ImageDraw.Draw(box).multiline_text((MARGIN, 0), "\n".join(lines), fill=(0, 0, 0), font=font, spacing=2)
+        out.paste(box, (lay.slot_x(c), pad))
+    font = _font(lay.row_font)
     for r, t in enumerate(row_labels or []):
-        draw.text((pad, top + pad + r * (h + pad) + h // 2 - fs // 2), t, fill=(0, 0, 0), font=font)
+        box = Image.new("RGB", (lay.left - 2 * pad, size[1]), (255, 255, 255))
+        y = max(0, (size[1] - font.getbbox("Ag")[3]) // 2)
+        ImageDraw.Draw(box).text((0, y), t, fill=(0, 0, 0), font=font)
+        out.paste(box, (pad, lay.row_y(r)))
     return out
 
 
@@ -214,23 +309,22 @@ def _existing(paths: list[Path]) -> list[Path]:
 
 @dataclass
 class Outputs:
-    """Where a generate/compare run writes, decided before any model loads. Unless --overwrite was given,
-    the grid's name is claimed at once (`ssgen.atomic.reserve`: an empty placeholder, created exclusively)
-    so two runs can never choose the same name; the grid replaces it, and `release` removes it if the
-    run ends without a grid (a failure, or --each without a grid)."""
+    """Where a generate/compare/edit run writes, decided before any model loads. Unless --overwrite was given,
+    the grid's name is claimed at once (`ssgen.atomic.reserve`: a lock beside it, held while the run lives) so
+    two runs can never choose the same name; `release` gives it back when the run ends, written or not. Nothing
+    is put at the name before the grid itself: a killed run leaves no empty file that would block its retry."""
 
     grid: Path | None  # the grid PNG; None when there are too many images for a grid (--each alone)
     stem: Path  # --each files are STEM-000.png, STEM-001.png, ...
     n: int  # images
-    overwrite: bool  # may --each files replace existing ones
-    placeholder: Path | None = None
+    overwrite: bool  # may the grid and --each files replace existing ones
+    claim: Claim | None = None
 
     def each_path(self, i: int) -> Path:
         return each_path(self.stem, i, self.n)
 
     def release(self) -> None:
-        if self.placeholder is not None:
-            release(self.placeholder)
+        release(self.claim)
 
 
 def each_path(stem: Path, i: int, n: int) -> Path:
@@ -250,18 +344,24 @@ def plan_outputs(output: Path | None, model: str, kind: str, n: int, grid: bool,
         p = check_writable(output, "-o")
         if overwrite:
             return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=True)
-        present = _existing(names(p))
-        if present or (grid and not reserve(p)):
-            first = present[0] if present else p
+        claim = reserve(p) if grid else None
+        present = _existing(names(p))  # looked at once the name is ours: no run can write it meanwhile
+        if present:
+            release(claim)
             more = f" (and {len(present) - 1} more files this run would write)" if len(present) > 1 else ""
-            raise ConfigError(f"{first} already exists{more}; add --overwrite to replace, or choose another -o")
-        return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p if grid else None)
+            raise ConfigError(f"{present[0]} already exists{more}; add --overwrite to replace, or choose another -o")
+        if grid and claim is None:
+            raise ConfigError(f"{p} is being written by another ssgen run; wait for it, or choose another -o")
+        return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, claim=claim)
     base = p = check_writable(default_output(model, kind), "-o")
     k = 1
-    while _existing(names(p) + [p]) or not reserve(p):  # the grid's name claims the stem, grid or not
+    while True:  # the grid's name claims the stem, grid or not
+        claim = reserve(p)
+        if claim is not None and not _existing(names(p) + [p]):
+            return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, claim=claim)
+        release(claim)
         k += 1
         p = base.with_name(f"{base.stem}-{k}{base.suffix}")
-    return Outputs(grid=p if grid else None, stem=p, n=n, overwrite=False, placeholder=p)
 
 
 SCALE_FILE = re.compile(r"(.+?)(\d{3,})-(?:k\d+|scales)\.png")

@@ -14,7 +14,7 @@ from .backends.common import Call, Family
 from .config import ModelConfig, load_config
 from .edit import prepare as prepare_edit
 from .errors import ConfigError, SSGenError
-from .hardware import cpu_has_amx
+from .hardware import cpu_has_amx, cpu_has_native_bf16, cpu_has_native_fp16
 from .loop import run as run_loop
 from .request import Request, rebind, resolve
 from .sampling import Rng
@@ -70,6 +70,24 @@ def describe_placement(device: str, dtype: str) -> str:
     if dtype == "auto":
         return f"{dev}, {auto_dtype(dev)[1]}"
     return f"{dev}, {str(resolve_dtype(dtype, dev)).replace('torch.', '')}"
+
+
+def slow_dtype_note(device: str, dtype: str) -> str | None:
+    """A note when an explicit --dtype runs emulated, several times slower than float32, on this device: float16
+    on a CPU without AVX512-FP16/AMX-FP16, bfloat16 on a CPU without AVX512-BF16/AMX (`auto` never picks
+    either there). None otherwise."""
+    dev = resolve_device(device)
+    if dtype == "auto" or dev.type != "cpu":
+        return None
+    dt = resolve_dtype(dtype, dev)
+    if dt == torch.float16 and not cpu_has_native_fp16():
+        what = "float16 (this CPU has no AVX512-FP16 or AMX-FP16)"
+    elif dt == torch.bfloat16 and not cpu_has_native_bf16():
+        what = "bfloat16 (this CPU has no AVX512-BF16 or AMX)"
+    else:
+        return None
+    return (f"{what} is emulated through float32 on this CPU: several times slower than float32; "
+            "--dtype float32 (or auto) is faster here")
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:

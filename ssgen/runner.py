@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from .request import Request
+from .terminal import safe
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class ScaleBar:
         self.prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                              TextColumn("scales"), TimeElapsedColumn(), console=self.console, transient=True,
                              disable=not self.console.is_terminal)
-        self.task = self.prog.add_task(work.label, total=work.request.num_scales)
+        self.task = self.prog.add_task(safe(work.label), total=work.request.num_scales)  # a name: markup
         self.prog.start()
 
     def scale(self, work: Work, k: int, backend: Any) -> None:
@@ -151,7 +152,7 @@ class ImageBar:
         self.prog = rp.Progress(rp.TextColumn("[bold]{task.description}"), rp.BarColumn(), rp.MofNCompleteColumn(),
                                 rp.TextColumn("{task.fields[rate]}"), rp.TimeElapsedColumn(), rp.TextColumn("ETA"),
                                 rp.TimeRemainingColumn(), console=console, disable=not enabled)
-        self.task = self.prog.add_task(label, total=total, completed=done, rate="")
+        self.task = self.prog.add_task(safe(label), total=total, completed=done, rate="")  # a name: markup
         self.t0, self.n = None, 0
 
     def __enter__(self) -> ImageBar:

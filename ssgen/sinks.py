@@ -59,7 +59,8 @@ class GridSink:
         if self.outputs.grid is not None:
             cols = grid_cols(self.total, self.per_cond)
             meta = {"grid": {"rows": math.ceil(self.total / cols), "cols": cols}, "images": self.settings}
-            written.append(save_png(grid(self.images, cols=cols), self.outputs.grid, meta, text=_text(self.settings)))
+            written.append(save_png(grid(self.images, cols=cols), self.outputs.grid, meta, text=_text(self.settings),
+                                    overwrite=self.outputs.overwrite))
         self.outputs.release()
         return written + self.files
 
@@ -67,16 +68,32 @@ class GridSink:
         self.outputs.release()
 
 
+def edit_leading(work: Work, result: Any) -> list:
+    """An edit's first two cells: the input as fitted to the model's size, and its reconstruction (the same
+    for every image of a command: one input)."""
+    from .pipeline import to_pil
+
+    H, W = result.pixels.shape[-2:]
+    return [work.request.edit.fitted((H, W))[0], to_pil(result.reconstruction[:1])[0]]
+
+
+LEADING = ["input", "reconstruction"]  # the columns an edit's grid starts with
+
+
 class CompareSink:
-    """`compare`: a row per image, a column per setting (`labels`), rows labelled with condition and seed."""
+    """`compare`: a row per image, a column per setting (`labels`), rows labelled with condition and seed; an
+    edit's rows start with the input and its reconstruction."""
 
     def __init__(self, outputs: Outputs, labels: list[str], key: str):
         self.outputs, self.labels, self.key = outputs, labels, key
         self.cells: dict[tuple[int, int], tuple[Any, dict]] = {}  # (image, column) -> (PIL image, settings)
         self.rows: dict[int, str] = {}
+        self.leading: list = []  # an edit: [fitted input, reconstruction]
 
     def add(self, work: Work, result: Any) -> None:
         r = work.request
+        if r.edit is not None and not self.leading:
+            self.leading = edit_leading(work, result)
         for j, i in enumerate(work.indices):
             self.cells[i, work.column] = (result.images[j], result.settings[j])
             self.rows[i] = f"{cond_label(r.conditions[j], self.key)}, seed {r.seeds[j]}"
@@ -85,10 +102,15 @@ class CompareSink:
         n = len(self.rows)
         order = [(i, c) for i in sorted(self.rows) for c in range(len(self.labels))]
         meta = [self.cells[k][1] for k in order]
-        img = grid([self.cells[k][0] for k in order], cols=len(self.labels), col_labels=self.labels,
+        lead = LEADING if self.leading else []
+        cols = len(lead) + len(self.labels)
+        cells = [im for i in sorted(self.rows) for im in self.leading + [self.cells[i, c][0]
+                                                                          for c in range(len(self.labels))]]
+        img = grid(cells, cols=cols, col_labels=lead + self.labels,
                    row_labels=[self.rows[i] for i in sorted(self.rows)])
-        save_png(img, self.outputs.grid, {"grid": {"rows": n, "cols": len(self.labels), "columns": self.labels},
-                                          "images": meta}, text=_text(meta))
+        layout = {"rows": n, "cols": cols, "columns": self.labels, **({"leading": lead} if lead else {})}
+        save_png(img, self.outputs.grid, {"grid": layout, "images": meta}, text=_text(meta),
+                 overwrite=self.outputs.overwrite)
         self.outputs.release()
         self.settings = meta
         return [self.outputs.grid]
@@ -97,30 +119,46 @@ class CompareSink:
         self.outputs.release()
 
 
-class EditSink:
-    """`edit`: the input (fitted to the model's size), its reconstruction, then the edits, in one grid."""
+EDIT_ROW = 8  # edits per row of an edit grid; more of one condition continue on the next row
 
-    def __init__(self, outputs: Outputs):
-        self.outputs = outputs
+
+class EditSink:
+    """`edit`: a row per condition (and per EDIT_ROW edits of it): the input (fitted to the model's size), its
+    reconstruction, then the edits; columns labelled, rows labelled with condition and seeds."""
+
+    def __init__(self, outputs: Outputs, key: str):
+        self.outputs, self.key = outputs, key
         self.leading: list = []  # [fitted input, reconstruction]
-        self.images: list = []
+        self.images: list = []  # (condition, seed, PIL image), in index order
         self.settings: list[dict] = []
 
     def add(self, work: Work, result: Any) -> None:
-        from .pipeline import to_pil
-
         if not self.leading:
-            H, W = result.pixels.shape[-2:]
-            self.leading = [work.request.edit.fitted((H, W))[0], to_pil(result.reconstruction[:1])[0]]
-        self.images.extend(result.images)
+            self.leading = edit_leading(work, result)
+        r = work.request
+        self.images.extend(zip(r.conditions, r.seeds, result.images))
         self.settings.extend(result.settings)
 
+    def rows(self) -> list[list[tuple]]:
+        """The images in rows: consecutive images of one condition, at most EDIT_ROW a row."""
+        rows: list[list[tuple]] = []
+        for item in self.images:
+            if not rows or rows[-1][0][0] != item[0] or len(rows[-1]) == EDIT_ROW:
+                rows.append([])
+            rows[-1].append(item)
+        return rows
+
     def finish(self) -> list[Path]:
-        cells = self.leading + self.images
-        cols = grid_cols(len(cells), 1)
-        meta = {"grid": {"rows": math.ceil(len(cells) / cols), "cols": cols, "leading": ["input", "reconstruction"]},
+        rows = self.rows()
+        k = max(len(row) for row in rows)
+        cells = [im for row in rows for im in self.leading + [im for _, _, im in row] + [None] * (k - len(row))]
+        seeds = [f"seed {row[0][1]}" if len(row) == 1 else f"seeds {row[0][1]}-{row[-1][1]}" for row in rows]
+        labels = [f"edit {j + 1}" for j in range(k)]
+        img = grid(cells, cols=len(LEADING) + k, col_labels=LEADING + labels,
+                   row_labels=[f"{cond_label(row[0][0], self.key)}, {s}" for row, s in zip(rows, seeds)])
+        meta = {"grid": {"rows": len(rows), "cols": len(LEADING) + k, "leading": LEADING, "columns": labels},
                 "images": self.settings}
-        save_png(grid(cells, cols=cols), self.outputs.grid, meta, text=_text(self.settings))
+        save_png(img, self.outputs.grid, meta, text=_text(self.settings), overwrite=self.outputs.overwrite)
         self.outputs.release()
         return [self.outputs.grid]
 

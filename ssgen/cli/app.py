@@ -1,26 +1,29 @@
-"""The Typer app, `--version`, and `friendly`: user errors become one `error: ...` line and exit code 2.
+"""The Typer app, `--version`, and `friendly`: user errors become one `error: ...` line and exit code 2;
+Ctrl-C and SIGTERM clean up and exit with 130 and 143.
 
 Every module of the CLI imports only typer and rich at the top; torch and the models are imported
-inside the commands, so `ssgen --help` answers at once.
+inside the commands, so `ssgen --help` answers at once. Whatever it prints that came from a file or an
+argument goes through `ssgen.terminal.safe` (control characters shown as escapes, rich markup escaped).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import signal
 from typing import Callable
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from ..errors import OptionError, SSGenError
+from ..terminal import safe
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Multi-scale visual autoregressive image generation (VAR, Infinity, HART) with SSG.")
 
-out = Console()  # results (tables)
-err = Console(stderr=True)  # progress bars, notes, errors
+out = Console(emoji=False)  # results (tables); emoji=False: a `:smile:` in a name stays text
+err = Console(stderr=True, emoji=False)  # progress bars, notes, errors
 
 
 def _version(value: bool) -> None:
@@ -55,9 +58,21 @@ def as_typed(e: OptionError, flags: set[str]) -> OptionError:
     return e.named(flag) if not e.where and flag in flags else e
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, as `main`'s handler raises it. A KeyboardInterrupt, so that every cleanup Ctrl-C runs runs for
+    it too: temporary files removed (`ssgen.atomic`), claimed names released (`runner.drive`), no partial
+    grid. torchrun sends it to the surviving workers when one fails, schedulers when a job's time is up."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second SIGTERM must not cut the cleanup short
+    raise Terminated()
+
+
 def friendly(fn: Callable) -> Callable:
     """Wrap a command: an SSGenError (a problem the user can fix) is printed as one `error: ...` line and
-    exits with code 2 (an option of the command line named by its flag: `as_typed`); Ctrl-C exits with 130.
+    exits with code 2 (an option of the command line named by its flag: `as_typed`); Ctrl-C exits with 130 and
+    SIGTERM with 143 (128 + 15, the shell's code for a process ended by SIGTERM), both after the same cleanup.
     Anything else is a bug and keeps its traceback."""
     flags = long_flags(fn)
 
@@ -68,8 +83,11 @@ def friendly(fn: Callable) -> Callable:
         except SSGenError as e:
             if isinstance(e, OptionError):
                 e = as_typed(e, flags)
-            err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {safe(e)}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        except Terminated:
+            err.print("terminated (SIGTERM)")
+            raise typer.Exit(143) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
@@ -78,4 +96,7 @@ def friendly(fn: Callable) -> Callable:
 
 
 def main() -> None:
+    """The `ssgen` command (and `python -m ssgen`): SIGTERM raises `Terminated` for the whole process, so a
+    command cleans up after it as after Ctrl-C."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from ..errors import ConfigError
+from ..terminal import safe
 from .app import app, friendly
 from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
 
@@ -52,5 +54,5 @@ def batch(
     if report.rank == 0:
         fast = report.generated and report.seconds > 0
         rate = f", {report.generated * report.world / report.seconds:.2f} images/s" if fast else ""
-        print(f"{out_dir}: {report.present}/{report.total} images ({report.skipped} of rank 0's {report.mine} were "
-              f"already there){rate}; manifest {out_dir / B.MANIFEST}")
+        print(f"{safe(out_dir, markup=False)}: {report.present}/{report.total} images ({report.skipped} of rank 0's "
+              f"{report.mine} were already there){rate}; manifest {safe(out_dir / B.MANIFEST, markup=False)}")

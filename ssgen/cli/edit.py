@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import ConfigError
+from ..terminal import safe
 from .app import app, friendly
 from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
 from .plan import (
@@ -77,8 +78,9 @@ def edit(
     saver = scale_saver(save_scales, ["ssg-" if ssg else "plain-"], total, overwrite, config.name)
     outs = plan_outputs(output, flags.model, "-edit", total, True, False, overwrite)
     pipe = load_model(config, flags, outs)
-    report = drive(pipe, works, EditSink(outs), watchers=watchers(saver), on_note=note)
+    report = drive(pipe, works, EditSink(outs, key), watchers=watchers(saver), on_note=note)
     if as_json:
         print(json.dumps({"files": [str(outs.grid)], "seconds": round(report.seconds, 3), "images": report.settings}))
     else:
-        print(f"wrote {outs.grid} (input, reconstruction and {total} edit(s), {report.seconds:.1f} s)")
+        print(f"wrote {safe(outs.grid, markup=False)} (input, reconstruction and {total} edit(s), "
+              f"{report.seconds:.1f} s)")

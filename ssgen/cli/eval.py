@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape
 
+from ..terminal import safe
 from .app import app, err, friendly, out
 
 
@@ -48,7 +48,7 @@ def eval_command(
                       bootstrap=bootstrap, cache=False if no_cache else cache, offline=True if offline else None,
                       progress=True, clip=(clip_model or True) if (clip or clip_model) else False)
     for line in result.notes:
-        err.print(f"[yellow]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]note:[/] {safe(line)}", highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(result.to_dict(), indent=1))
         return
@@ -86,11 +86,11 @@ def show(result: Any) -> None:
         if boot:
             lo_hi = result.intervals.get(name)
             row.append(f"[{lo_hi[0]:.4f}, {lo_hi[1]:.4f}]" if lo_hi else "-")
-        t.add_row(*(escape(c) for c in row))
+        t.add_row(*(safe(c) for c in row))
     out.print(t)
     x, v, s = result.extractor, result.versions, result.seconds
     if not result.ref:  # the CLIP score alone
-        out.print(f"samples: {escape(_set(result.samples))}\nCLIP model: {escape(x['clip_model'])} on {x['device']}",
+        out.print(f"samples: {safe(_set(result.samples))}\nCLIP model: {safe(x['clip_model'])} on {x['device']}",
                   highlight=False)
         return
     lines = [f"samples: {_set(result.samples)}", f"reference: {_set(result.ref)}",
@@ -102,4 +102,4 @@ def show(result: Any) -> None:
     for name, why in result.skipped.items():
         lines.append(f"skipped {TITLES[name]}: {why}")
     for line in lines:
-        out.print(line, highlight=False, markup=False, soft_wrap=True)
+        out.print(safe(line, markup=False), highlight=False, markup=False, soft_wrap=True)

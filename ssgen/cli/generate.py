@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import ConfigError
+from ..terminal import safe
 from .app import app, err, friendly
 from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options
 from .plan import (
@@ -118,10 +119,11 @@ def generate(
                           "images": report.settings}))
     elif outs.grid is not None:
         each_files = files[1:]
-        extra = f" and {len(each_files)} single PNGs ({each_files[0]}, ...)" if each_files else ""
-        print(f"wrote {outs.grid} ({total} image(s), {report.seconds:.1f} s){extra}")
+        extra = f" and {len(each_files)} single PNGs ({safe(each_files[0], markup=False)}, ...)" if each_files else ""
+        print(f"wrote {safe(outs.grid, markup=False)} ({total} image(s), {report.seconds:.1f} s){extra}")
     else:
-        print(f"wrote {total} images as {files[0]} ... {files[-1]} ({report.seconds:.1f} s; no grid past 64 "
+        print(f"wrote {total} images as {safe(files[0], markup=False)} ... {safe(files[-1], markup=False)} "
+              f"({report.seconds:.1f} s; no grid past 64 "
               "images)")
 
 
@@ -153,7 +155,7 @@ def compare(
     """The same images without SSG and with each SSG setting, side by side (a column per setting).
 
     With --image (and --mask, --box or --keep-scales) the images are edits of that input, as `ssgen edit`
-    makes them. A comparison grid holds at most 64 cells (images x settings); for more, run `ssgen batch`
+    makes them, and every row starts with the input and its reconstruction. A comparison grid holds at most 64 cells (images x settings); for more, run `ssgen batch`
     once per setting."""
     from ..output import GRID_LIMIT, plan_outputs
     from ..runner import drive
@@ -176,4 +178,4 @@ def compare(
     if as_json:
         print(json.dumps({"files": [str(outs.grid)], "columns": labels, "images": sink.settings}))
     else:
-        print(f"wrote {outs.grid} ({total} image(s) x {len(columns)} settings)")
+        print(f"wrote {safe(outs.grid, markup=False)} ({total} image(s) x {len(columns)} settings)")

@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 import typer
 
+from ..terminal import safe
 from .app import app, friendly, out
 
 
@@ -33,7 +34,6 @@ def info(image: Path = typer.Argument(..., help="A PNG written by ssgen."),
          as_json: bool = typer.Option(False, "--json", help="Print the raw JSON.")):
     """Print the settings embedded in a PNG written by ssgen."""
     from rich.table import Table
-    from rich.text import Text
 
     from ..output import read_metadata
 
@@ -41,18 +41,23 @@ def info(image: Path = typer.Argument(..., help="A PNG written by ssgen."),
     if as_json:
         print(json.dumps(meta, indent=2, sort_keys=True))
         return
+    # Everything below comes from the file: shown through `safe` (a crafted PNG must not drive the terminal)
     images = meta.get("images", [meta])
-    if "grid" in meta:
-        out.print(f"{image}: grid of {len(images)} image(s), {meta['grid'].get('rows')} x {meta['grid'].get('cols')}")
+    images = images if isinstance(images, list) else [images]
+    if isinstance(meta.get("grid"), dict):
+        layout = meta["grid"]
+        out.print(f"{safe(image)}: grid of {len(images)} image(s), {safe(layout.get('rows'))} x "
+                  f"{safe(layout.get('cols'))}", soft_wrap=True)
     for i, s in enumerate(images):
+        s = s if isinstance(s, dict) else {"settings": s}
         t = Table(title=f"image {i}" if len(images) > 1 else None, show_header=False, box=None)
         for k in sorted(s):
             v = s[k]
-            t.add_row(k, Text(json.dumps(v) if isinstance(v, (dict, list)) else str(v)))  # as is, never markup
+            t.add_row(safe(k), safe(json.dumps(v) if isinstance(v, (dict, list)) else v))
         out.print(t)
         line = reproduce(s)
         if line:
-            out.print(line, highlight=False, markup=False, soft_wrap=True)
+            out.print(safe(line, markup=False), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("pack-npz")
@@ -68,4 +73,4 @@ def pack_npz(folder: Path = typer.Argument(..., help="A folder written by `ssgen
     from .plan import note
 
     path, shape = pack(folder, output, num, overwrite=overwrite, on_note=note)
-    print(f"wrote {path}: arr_0 {shape} uint8")
+    print(f"wrote {safe(path, markup=False)}: arr_0 {shape} uint8")

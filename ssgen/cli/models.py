@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from ..terminal import safe
 from .app import app, friendly, out
 
 models_app = typer.Typer(no_args_is_help=True, help="List, download, locate and remove model weights.")
@@ -34,7 +35,7 @@ def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON i
         return
     t = Table("model", "family", "cached", "description")
     for r in rows:
-        t.add_row(r["name"], r["family"], "yes" if r["cached"] else "-", r["description"])
+        t.add_row(safe(r["name"]), safe(r["family"]), "yes" if r["cached"] else "-", safe(r["description"]))
     out.print(t)
 
 
@@ -47,7 +48,7 @@ def models_download(name: str = NameArg):
 
     config = load_config(name)
     for role in config.weights:
-        print(f"{role}: {resolve_weight(config, role)}")
+        print(f"{safe(role, markup=False)}: {safe(resolve_weight(config, role), markup=False)}")
 
 
 @models_app.command("path")
@@ -70,7 +71,7 @@ def models_path(name: str = NameArg):
         raise WeightsError(f"{config.name} is not downloaded: its{which} weights are not in the cache "
                            f"{hub_cache_dir()}; get them with `ssgen models download {name}`")
     for role, path in paths.items():
-        print(f"{role}: {path}")
+        print(f"{safe(role, markup=False)}: {safe(path, markup=False)}")
 
 
 @models_app.command("remove")
@@ -104,7 +105,7 @@ def models_remove(name: str = NameArg,
         _say(f"nothing removed: every cached file of {config.name} is used by another model (--force removes them)")
         return
     size = removal_size(gone)
-    if not yes and not typer.confirm(f"remove {_size(size)} of cached weights of {config.name}?"):
+    if not yes and not typer.confirm(f"remove {_size(size)} of cached weights of {safe(config.name, markup=False)}?"):
         raise typer.Exit(1)
     _say(f"removed {_size(remove_entries(gone))}")
 
@@ -154,8 +155,8 @@ def _by_users(entries: list, users: dict) -> list[tuple[str, int, list[str]]]:
 
 
 def _say(text: str) -> None:
-    """One line of results, as it is: names and paths are never read as markup."""
-    out.print(text, soft_wrap=True, markup=False, highlight=False)
+    """One line of results: names and paths are never read as markup, and their control characters are shown."""
+    out.print(safe(text, markup=False), soft_wrap=True, markup=False, highlight=False)
 
 
 def _size(n: int) -> str:

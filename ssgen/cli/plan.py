@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from ..errors import ConfigError
+from ..terminal import safe
 from .app import err
 from .options import GenFlags
 
@@ -124,12 +125,15 @@ def load_model(config: Any, flags: GenFlags, outputs: Any = None) -> Any:
     released when loading fails (its placeholder names were claimed)."""
     try:
         # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
-        from ..pipeline import describe_placement
+        from ..pipeline import describe_placement, slow_dtype_note
         from ..pipeline import load as load_pipeline
 
         if err.is_terminal:
-            err.print(f"[dim]loading {config.name} ({describe_placement(flags.device, flags.dtype)}) ...[/]",
+            err.print(f"[dim]loading {safe(config.name)} ({describe_placement(flags.device, flags.dtype)}) ...[/]",
                       highlight=False)
+        slow = slow_dtype_note(flags.device, flags.dtype)
+        if slow:
+            note(slow)
         return load_pipeline(config, device=flags.device, dtype=flags.dtype, offline=True if flags.offline else None,
                              progress=True, compile=flags.compile_mode())
     except BaseException:
@@ -139,4 +143,5 @@ def load_model(config: Any, flags: GenFlags, outputs: Any = None) -> Any:
 
 
 def note(text: str) -> None:
-    err.print(f"[yellow]note:[/] {text}", highlight=False)
+    """A note on stderr; its text may quote a prompt, a name or a path: escaped."""
+    err.print(f"[yellow]note:[/] {safe(text)}", highlight=False, soft_wrap=True)

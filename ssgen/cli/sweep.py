@@ -11,6 +11,7 @@ from typing import List, Optional
 import typer
 
 from ..errors import ConfigError
+from ..terminal import safe
 from .app import app, friendly, out
 from .options import parse_cfg
 
@@ -114,9 +115,9 @@ def sweep(
     top = S.best(report.rows, best_by)
     iv = top.intervals.get(best_by)
     ci = f" (95% interval {iv[0]:.4g}-{iv[1]:.4g})" if iv else ""
-    out.print(f"best by {best_by}: {top.cell} with {best_by} {top.metrics[best_by]:.4g}{ci}", highlight=False,
-              markup=False)
-    out.print("wrote " + ", ".join(str(f) for f in report.files), highlight=False, markup=False)
+    out.print(safe(f"best by {best_by}: {top.cell} with {best_by} {top.metrics[best_by]:.4g}{ci}", markup=False),
+              highlight=False, markup=False)
+    out.print("wrote " + ", ".join(safe(f, markup=False) for f in report.files), highlight=False, markup=False)
 
 
 def _print_table(rows) -> None:
@@ -128,7 +129,7 @@ def _print_table(rows) -> None:
     for col in ["cell"] + names + ["s/image"]:
         t.add_column(col)
     for r in rows:
-        cells = [Text(r.cell)]
+        cells = [Text(safe(r.cell, markup=False))]
         for m in names:
             v, iv = r.metrics.get(m), r.intervals.get(m)
             cells.append(Text("" if v is None else f"{v:.4g}" + (f" [{iv[0]:.4g}, {iv[1]:.4g}]" if iv else "")))

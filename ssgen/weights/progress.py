@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.table import Column
 from rich.text import Text
 
+from ..terminal import safe
 from .env import progress_disabled
 
 
@@ -72,10 +73,11 @@ class _LazyProgress:
 
 
 def _short_desc(desc: str) -> str:
-    """huggingface_hub labels some bars with the (truncated) URL; keep the file name only."""
+    """huggingface_hub labels some bars with the (truncated) URL; keep the file name only. The label is a file
+    name from a config or the Hub: escaped (`ssgen.terminal.safe`), as the bar parses markup."""
     if desc.startswith(("http://", "https://", "(…)")) and "/" in desc:
-        return desc.rsplit("/", 1)[-1]
-    return desc
+        desc = desc.rsplit("/", 1)[-1]
+    return safe(desc)
 
 
 class RichTqdm:

@@ -35,10 +35,21 @@ def sha256(p) -> str:
 
 
 def grid_cells(path) -> int:
-    """Images across a one-row grid of CELL px images."""
-    w, h = Image.open(path).size
-    assert h == CELL + 2 * PAD
-    return (w - PAD) // (CELL + PAD)
+    """Images across a one-row grid of CELL px images (label strips above and on the left)."""
+    meta = read_metadata(path)["grid"]
+    assert meta["rows"] == 1
+    return meta["cols"]
+
+
+def cell(path, r: int, c: int) -> np.ndarray:
+    """The pixels of row r, column c of a grid of CELL px images, found from the grid's size: its label strips
+    are what is left above and on the left of rows x cols cells."""
+    meta = read_metadata(path)["grid"]
+    im = np.asarray(Image.open(path).convert("RGB"))
+    top = im.shape[0] - meta["rows"] * (CELL + PAD) - PAD
+    left = im.shape[1] - meta["cols"] * (CELL + PAD) - PAD
+    y, x = top + PAD + r * (CELL + PAD), left + PAD + c * (CELL + PAD)
+    return im[y:y + CELL, x:x + CELL]
 
 
 @pytest.mark.parametrize("args,keep_mask,cls", [
@@ -61,8 +72,7 @@ def test_edit_writes_a_grid(tiny_var, files, tmp_path, args, keep_mask, cls):
     assert s["input_sha256"] == sha256(files / "in.png")
     assert s["keep_mask"] == (f"sha256:{sha256(files / 'mask.png')}" if keep_mask == "MASKSHA" else keep_mask)
     assert s["class"] == cls and s["keep_scales"] is None
-    im = np.asarray(Image.open(out))
-    assert np.array_equal(im[PAD:PAD + CELL, PAD:PAD + CELL], np.asarray(Image.open(files / "in.png")))
+    assert np.array_equal(cell(out, 0, 0), np.asarray(Image.open(files / "in.png")))
 
 
 def test_variations_and_ssg_flags(tiny_var, files, tmp_path):
@@ -134,7 +144,10 @@ def test_infinity_edit_with_a_prompt(tiny_inf, files, tmp_path):
     assert "input 64x64 resized and center-cropped to 256x256" in r.stderr
     s = read_metadata(out)["images"][0]
     assert s["prompt"] == "a fox" and s["keep_mask"] == "0.25,0.25,0.75,0.75 inpaint"
-    assert Image.open(out).size == (3 * 256 + 4 * PAD, 256 + 2 * PAD)
+    g = read_metadata(out)["grid"]
+    assert (g["rows"], g["cols"]) == (1, 3)  # input, reconstruction, the edit
+    w, h = Image.open(out).size
+    assert 0 < w - (3 * 256 + 4 * PAD) < 200 and 0 < h - (256 + 2 * PAD) < 60  # 256 px cells, label strips
 
 
 # ------------------------------------------------------------------------------------------------

@@ -47,3 +47,33 @@ def test_bf16_cpu_attention_paths_agree(monkeypatch):
         outs[amx] = var_model.attention(q, k, v, 0.125).float()
         assert (outs[amx] - ref).abs().max() < 0.05
     assert not torch.equal(outs[True], outs[False])  # two different kernels really ran
+
+
+def cpu_with(monkeypatch, *flags: str) -> None:
+    """Pretend this CPU lists `flags` (and has AMX only if it lists amx_bf16)."""
+    import ssgen.hardware as hardware
+
+    monkeypatch.setattr(hardware, "cpu_info", lambda: hardware.CpuInfo("test CPU", frozenset(flags)))
+    monkeypatch.setattr(hardware, "cpu_has_amx", lambda: "amx_bf16" in flags)
+
+
+def test_an_emulated_dtype_on_the_cpu_gets_a_note(tiny_var, tmp_path, monkeypatch):
+    """--dtype float16 on a CPU without AVX512-FP16/AMX-FP16 (and bfloat16 without AVX512-BF16/AMX) runs emulated,
+    several times slower than float32: the run says so, once, on stderr; a CPU that has them, float32 and auto
+    get no note."""
+    from helpers import ssgen_here
+
+    cpu_with(monkeypatch, "avx2", "f16c")
+    r = ssgen_here("generate", "-m", str(tiny_var), "-c", "1", "--dtype", "float16", "--device", "cpu",
+                   "-o", str(tmp_path / "a.png"))
+    assert r.exit_code == 0, r.output
+    notes = [line for line in r.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "float16" in notes[0] and "several times slower than float32" in notes[0], r.stderr
+    assert "--dtype float32" in notes[0]
+    assert "bfloat16" in pipeline.slow_dtype_note("cpu", "bf16")
+    for dtype in ("float32", "auto"):
+        assert pipeline.slow_dtype_note("cpu", dtype) is None
+    cpu_with(monkeypatch, "avx512_fp16", "avx512_bf16")
+    assert pipeline.slow_dtype_note("cpu", "float16") is None and pipeline.slow_dtype_note("cpu", "bf16") is None
+    cpu_with(monkeypatch, "amx_fp16", "amx_bf16")
+    assert pipeline.slow_dtype_note("cpu", "fp16") is None and pipeline.slow_dtype_note("cpu", "bfloat16") is None

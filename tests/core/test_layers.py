@@ -14,7 +14,7 @@ PKG = Path(__file__).resolve().parents[2] / "ssgen"
 # module name prefix -> layer (the longest matching prefix wins); low layers never import high ones
 LAYERS = {
     "ssgen.version": 0, "ssgen.errors": 0, "ssgen.checks": 0, "ssgen.settings": 0, "ssgen.atomic": 0,
-    "ssgen.hardware": 0, "ssgen.quiet": 0, "ssgen.textfile": 0, "ssgen.images": 0,
+    "ssgen.hardware": 0, "ssgen.quiet": 0, "ssgen.textfile": 0, "ssgen.images": 0, "ssgen.terminal": 0,
     "ssgen.testing": 0,
     "ssgen.backends.checks": 1, "ssgen.backends.spec": 1,
     "ssgen.backends.var.options": 1, "ssgen.backends.infinity.options": 1, "ssgen.backends.hart.options": 1,
