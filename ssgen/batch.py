@@ -35,8 +35,8 @@ from .errors import ConfigError, OptionError, SSGenError
 from .request import resolve
 from .settings import SSG, check_seed_span, ssg_from_config
 from .sinks import image_path
-from .textfile import read_text
 from .terminal import safe
+from .textfile import read_text
 
 RUN_FILE = "run.json"
 MANIFEST = "manifest.jsonl"

@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import ConfigError
 from ..terminal import safe
 from .app import app, friendly
 from .options import BetaOpt, GenFlags, SsgOpt, build_ssg, gen_options

@@ -155,8 +155,8 @@ def compare(
     """The same images without SSG and with each SSG setting, side by side (a column per setting).
 
     With --image (and --mask, --box or --keep-scales) the images are edits of that input, as `ssgen edit`
-    makes them, and every row starts with the input and its reconstruction. A comparison grid holds at most 64 cells (images x settings); for more, run `ssgen batch`
-    once per setting."""
+    makes them, and every row starts with the input and its reconstruction. A comparison grid holds at most 64
+    cells (images x settings); for more, run `ssgen batch` once per setting."""
     from ..output import GRID_LIMIT, plan_outputs
     from ..runner import drive
     from ..sinks import CompareSink

@@ -162,7 +162,7 @@ def unwrapped(text: str) -> str:
 
 def input_cell(path) -> np.ndarray:
     """The grid's first cell: the input as the edit used it (fitted to 64x64)."""
-    return np.asarray(Image.open(path).convert("RGB"))[PAD:PAD + CELL, PAD:PAD + CELL]
+    return cell(path, 0, 0)
 
 
 def test_a_16_bit_input_is_scaled_not_white(tiny_var, tmp_path):
