@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .backends import families
-from .checks import as_kind
+from .checks import as_kind, as_str
 from .errors import ConfigError, OptionError, first_line
 from .settings import SSG, ssg_from_config
 from .textfile import read_text
@@ -75,12 +75,19 @@ def _weight(role: str, d: Any, where: str) -> WeightSpec:
     if not isinstance(d, dict):
         raise ConfigError(f"{where}: weights.{role} must be a mapping with repo/file or path")
     check_fields(d, ("repo", "file", "folder", "revision", "sha256", "path", "allow"), where, f"weights.{role}")
+    try:  # text, never a number or a list read as one (`path: 3`, `repo: [a]`); a commit hash must be quoted
+        for key in ("repo", "file", "folder", "revision", "path"):
+            if d.get(key) is not None:
+                as_str(d[key], key, "text (quote it)" if key == "revision" else "text")
+        if d.get("allow") is not None and not (isinstance(d["allow"], list)
+                                               and all(isinstance(a, str) for a in d["allow"])):
+            raise OptionError("allow", f"must be a list of file patterns, got {d['allow']!r}")
+    except OptionError as e:
+        raise e.at(f"{where}: weights.{role}") from None
     spec = WeightSpec(role=role, **d)
     if spec.path is None:
         if not spec.repo or (spec.file is None and spec.folder is None):
             raise ConfigError(f"{where}: weights.{role} needs `path:` or `repo:` with `file:` or `folder:`")
-        if spec.revision is not None and not isinstance(spec.revision, str):
-            raise ConfigError(f"{where}: weights.{role}.revision must be a string (quote a commit hash)")
     if spec.sha256 is not None:
         spec.sha256 = str(spec.sha256).lower()
         if not _HEX64.match(spec.sha256):
@@ -117,8 +124,14 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
         raise ConfigError(f"{where}: a model config must be a YAML mapping")
     check_fields(data, ("name", "family", "description", "weights", "model", "defaults", "ssg"), where, "top-level")
     family = data.get("family")
-    if family not in families():
+    if not isinstance(family, str) or family not in families():
         raise ConfigError(f"{where}: family must be one of {', '.join(families())}, got {family!r}")
+    for key in ("name", "description"):
+        if data.get(key) is not None:
+            try:
+                as_str(data[key], key)
+            except OptionError as e:
+                raise e.at(where) from None
     name = data.get("name") or (source.stem if source else "model")
     weights = data.get("weights") or {}
     if not isinstance(weights, dict):

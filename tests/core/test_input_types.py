@@ -124,6 +124,25 @@ def test_model_section_kinds(tmp_path, model, field, value, says):
     assert f"t.yaml: model: {field} " in str(e.value) and says in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize("edit,says", [
+    ({"family": [1]}, "family must be one of"),  # was a TypeError traceback (a list is unhashable)
+    ({"name": 5}, "t.yaml: name must be text, got 5"),
+    ({"description": ["a"]}, "t.yaml: description must be text"),
+    ({"weights": {"transformer": {"path": 3}}}, "t.yaml: weights.transformer: path must be text, got 3"),
+    ({"weights": {"transformer": {"repo": 3, "file": "x"}}}, "weights.transformer: repo must be text"),
+    ({"weights": {"transformer": {"repo": "a/b", "file": "x", "revision": 123}}}, "revision must be text (quote it)"),
+    ({"weights": {"transformer": {"repo": "a/b", "folder": "", "allow": "*.bin"}}}, "allow must be a list of file"),
+])
+def test_config_fields_of_the_wrong_type(tmp_path, edit, says):
+    """A config's names, weight references and paths are text: a number or a list is refused naming the field,
+    never turned into a name or a path (`path: 3` used to look for a file called 3)."""
+    data = yaml.safe_load(VAR.source.read_text())
+    data.update(edit)
+    with pytest.raises(ConfigError) as e:
+        parse_config(data, tmp_path / "t.yaml")
+    assert says in str(e.value), str(e.value)
+
+
 def test_model_section_good_kinds_pass():
     """YAML as the released configs write it: a float written with a dot, an int where a float is due (Infinity's
     `mlp_ratio: 4`), null for "the default"."""
