@@ -53,6 +53,7 @@ class ModelConfig:
     name: str
     family: str
     description: str = ""
+    license: str | None = None  # an SPDX-like id of the weights' terms ("MIT", "CC-BY-NC-SA-4.0"); None: unknown
     weights: dict[str, WeightSpec] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -122,11 +123,12 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
     where = str(source) if source else "model config"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a model config must be a YAML mapping")
-    check_fields(data, ("name", "family", "description", "weights", "model", "defaults", "ssg"), where, "top-level")
+    check_fields(data, ("name", "family", "description", "license", "weights", "model", "defaults", "ssg"), where,
+                 "top-level")
     family = data.get("family")
     if not isinstance(family, str) or family not in families():
         raise ConfigError(f"{where}: family must be one of {', '.join(families())}, got {family!r}")
-    for key in ("name", "description"):
+    for key in ("name", "description", "license"):
         if data.get(key) is not None:
             try:
                 as_str(data[key], key)
@@ -149,9 +151,23 @@ def parse_config(data: Any, source: Path | None = None) -> ModelConfig:
     return ModelConfig(
         name=str(name), family=family, description=str(data.get("description") or ""),
         weights={role: _weight(role, d, where) for role, d in weights.items()},
+        license=(data.get("license") or "").strip() or None,
         model=dict(data.get("model") or {}), defaults=dict(data.get("defaults") or {}), ssg=ssg,
         source=source,
     )
+
+
+def non_commercial(license: str | None) -> bool:
+    """Whether a licence id forbids commercial use: one of its parts is "NC" (CC-BY-NC-SA-4.0, cc-by-nc-4.0).
+    Parts, not a substring: NCSA (the University of Illinois/NCSA licence) is permissive."""
+    return isinstance(license, str) and "NC" in re.split(r"[^0-9A-Z]+", license.upper())
+
+
+def license_label(license: str | None) -> str:
+    """A licence as ssgen shows it: the id, "(non-commercial)" after a non-commercial one, "unknown" for none."""
+    if not license:
+        return "unknown"
+    return f"{license} (non-commercial)" if non_commercial(license) else license
 
 
 def read_config(path: str | Path) -> ModelConfig:
@@ -165,8 +181,8 @@ def read_config(path: str | Path) -> ModelConfig:
 
 
 def registry() -> dict[str, Path]:
-    """Registered model names -> their YAML files."""
-    return {p.stem: p for p in sorted(config_dir().glob("*.yaml"))}
+    """Registered model names -> their YAML files, by name (var-d16 before var-d16-ddo)."""
+    return {p.stem: p for p in sorted(config_dir().glob("*.yaml"), key=lambda p: p.stem)}
 
 
 def load_config(name_or_path: str | Path) -> ModelConfig:

@@ -192,12 +192,15 @@ class Pipeline:
                                 reconstruction=edit.reconstruction if edit is not None else None)
 
     def image_settings(self, request: Request, call: Call, edit: Any) -> list[dict[str, Any]]:
-        """What every image's PNG records: model, revision, the family's settings, rng, SSG, device, dtype,
-        the edit's input, its seed (batch mode: the batch's seed, index and size) and its condition."""
+        """What every image's PNG records: model, revision, the model's licence (when its config names one), the
+        family's settings, rng, SSG, device, dtype, the edit's input, its seed (batch mode: the batch's seed, index
+        and size) and its condition."""
         common = {"ssgen": __version__, "model": self.config.name, "family": self.config.family,
                   "revision": self.config.revision(), **call.settings, "rng": request.rng,
                   "ssg": request.ssg.to_dict() if request.ssg is not None else None,
                   "device": self.device.type, "dtype": str(self.dtype).replace("torch.", "")}
+        if self.config.license:  # the weights' terms travel with the images (DDO's are non-commercial)
+            common["license"] = self.config.license
         if self.compile:
             common["compile"] = self.compile
         if edit is not None:

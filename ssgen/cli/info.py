@@ -28,6 +28,15 @@ def reproduce(s: dict[str, Any]) -> str | None:
     return None
 
 
+def license_line(s: dict[str, Any]) -> str | None:
+    """"license: ID (non-commercial)" when the image was made with non-commercial weights (DDO's CC-BY-NC-SA-4.0):
+    the row of the table says the id, this line says what it means."""
+    from ..config import license_label, non_commercial
+
+    lic = s.get("license")
+    return f"license: {license_label(lic)}" if non_commercial(lic) else None
+
+
 @app.command()
 @friendly
 def info(image: Path = typer.Argument(..., help="A PNG written by ssgen."),
@@ -55,9 +64,9 @@ def info(image: Path = typer.Argument(..., help="A PNG written by ssgen."),
             v = s[k]
             t.add_row(safe(k), safe(json.dumps(v) if isinstance(v, (dict, list)) else v))
         out.print(t)
-        line = reproduce(s)
-        if line:
-            out.print(safe(line, markup=False), highlight=False, markup=False, soft_wrap=True)
+        for line in (reproduce(s), license_line(s)):
+            if line:
+                out.print(safe(line, markup=False), highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("pack-npz")

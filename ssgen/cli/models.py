@@ -18,24 +18,27 @@ NameArg = typer.Argument(..., help="Model name or YAML config.")
 @models_app.command("list")
 @friendly
 def models_list(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")):
-    """List the registered models and whether their weights are cached."""
+    """List the registered models, their licences and whether their weights are cached. A non-commercial licence
+    (its id has an "NC" part, as CC-BY-NC-SA-4.0) is marked "(non-commercial)"."""
     from rich.table import Table
 
-    from ..config import read_config, registry
+    from ..config import license_label, non_commercial, read_config, registry
     from ..weights import is_local
 
     rows = []
     for name, path in registry().items():
         c = read_config(path)
-        rows.append({"name": name, "family": c.family, "description": c.description,
+        rows.append({"name": name, "family": c.family, "description": c.description, "license": c.license,
+                     "non_commercial": non_commercial(c.license),
                      "cached": all(is_local(c, role) for role in c.weights),
                      "ssg": c.ssg.to_dict() if c.ssg else None})
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    t = Table("model", "family", "cached", "description")
+    t = Table("model", "family", "license", "cached", "description")
     for r in rows:
-        t.add_row(safe(r["name"]), safe(r["family"]), "yes" if r["cached"] else "-", safe(r["description"]))
+        t.add_row(safe(r["name"]), safe(r["family"]), safe(license_label(r["license"])), "yes" if r["cached"] else "-",
+                  safe(r["description"]))
     out.print(t)
 
 

@@ -128,6 +128,7 @@ def test_model_section_kinds(tmp_path, model, field, value, says):
     ({"family": [1]}, "family must be one of"),  # was a TypeError traceback (a list is unhashable)
     ({"name": 5}, "t.yaml: name must be text, got 5"),
     ({"description": ["a"]}, "t.yaml: description must be text"),
+    ({"license": 5}, "t.yaml: license must be text, got 5"),  # was an unknown top-level field
     ({"weights": {"transformer": {"path": 3}}}, "t.yaml: weights.transformer: path must be text, got 3"),
     ({"weights": {"transformer": {"repo": 3, "file": "x"}}}, "weights.transformer: repo must be text"),
     ({"weights": {"transformer": {"repo": "a/b", "file": "x", "revision": 123}}}, "revision must be text (quote it)"),
