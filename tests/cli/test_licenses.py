@@ -33,9 +33,11 @@ def test_models_list_shows_each_licence_and_marks_the_non_commercial_ones():
         lic = load_config(name).license
         assert lic and rows[name]["license"] == lic  # every released config says its licence
         assert rows[name]["non_commercial"] is non_commercial(lic)
+    assert {n for n, m in rows.items() if m["non_commercial"]} == {"var-d16-ddo", "var-d30-ddo"}
     r = ssgen_here("models", "list", env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     row = {line.split("│")[1].strip(): line for line in r.stdout.splitlines() if line.count("│") > 3}
+    assert f"{rows['var-d30-ddo']['license']} (non-commercial)" in row["var-d30-ddo"]
     assert re.search(r"│ MIT +│", row["var-d30"]) and "non-commercial" not in row["var-d30"]
 
 
