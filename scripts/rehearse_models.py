@@ -32,7 +32,8 @@ from common import HART_SCHEDULES, hart_config_files, hart_modules, infinity_mod
 from rehearse_files import TensorSpec, bit_mask, level_buffers, shard, shard_index, shard_names, specs_from
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("var-d16", "var-d30", "var-d36", "infinity-2b", "infinity-8b", "hart-0.7b-1024px")
+MODELS = ("var-d16", "var-d30", "var-d36", "var-d16-ddo", "var-d30-ddo", "infinity-2b", "infinity-8b",
+          "hart-0.7b-1024px")
 PROMPT = "a photo of a red fox on a beach"  # every word is in the tiny T5 vocabulary
 
 
@@ -181,8 +182,10 @@ def var(name: str) -> Plan:
     t = with_levels(specs_from(items), levels_of(vcfg.patch_nums), after="pos_1LC")
     v = specs_from(vqvae_file(vae, num_scales=10))
     w = c["weights"]
-    files = [RepoFile(w["transformer"]["file"], "pth", t), RepoFile(w["vae"]["file"], "pth", v)]
-    return Plan(name, "var", {w["transformer"]["repo"]: files},
+    repos: dict[str, list[RepoFile]] = {}  # the DDO transformers live in NVIDIA's repo, their VAE in VAR's
+    repos.setdefault(w["transformer"]["repo"], []).append(RepoFile(w["transformer"]["file"], "pth", t))
+    repos.setdefault(w["vae"]["repo"], []).append(RepoFile(w["vae"]["file"], "pth", v))
+    return Plan(name, "var", repos,
                 {"transformer": n_params(model), "vae": n_params(vae)}, ["--class", "207"],
                 f"{vcfg.patch_nums[-1] * 16} px (the model's only schedule)")
 
