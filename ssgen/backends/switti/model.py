@@ -448,35 +448,6 @@ class Switti(nn.Module):
             x = blk(x, mod, text, rope, cached, self.L)
         return self.head(self.head_nm(x, ctx.head_mod)).float()
 
-    def forward_all(self, xs: list[torch.Tensor], ctx: Context) -> list[torch.Tensor]:
-        """Every scale at once, without a cache: the inputs (R, pn_k**2, C) concatenated and the training mask
-        (block-causal with use_ar, block-diagonal without) -> per-scale logits (R, pn_k**2, V) float32. What
-        upstream's training forward computes; tests check the cached per-scale path against it."""
-        x = torch.cat(xs, dim=1)  # (R, n, C)
-        sizes = [t.shape[1] for t in xs]
-        lvl = torch.cat([torch.full((n,), k) for k, n in enumerate(sizes)]).to(x.device)
-        allowed = lvl[:, None] >= lvl[None, :] if self.cfg.use_ar else lvl[:, None] == lvl[None, :]
-        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill_(~allowed, float("-inf"))
-        rope = None
-        if self.cfg.rope:
-            parts = [self.rope(k) for k in range(len(xs))]
-            rope = (torch.cat([c for c, _ in parts]), torch.cat([s for _, s in parts]))
-        for blk, mod, (k, v, bias) in zip(self.blocks, ctx.mods, ctx.text):
-            g1, g2, s1, s2, b1, b2 = mod
-            h = blk.self_attention_norm1(x).mul(s1).add(b1)
-            a = blk.attn
-            R, L, C = h.shape
-            q, kk, vv = a.to_qkv(h).view(R, L, 3, C).unbind(2)
-            q, kk, vv = heads(qk_norm(q), a.heads), heads(qk_norm(kk), a.heads), heads(vv, a.heads)
-            if rope is not None:
-                q, kk = apply_rope(q, *rope), apply_rope(kk, *rope)
-            o = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask, scale=a.scale)
-            x = x + blk.self_attention_norm2(a.proj(o.transpose(1, 2).reshape(R, L, C))).mul(g1)
-            x = x + blk.cross_attention_norm2(blk.cross_attn(blk.cross_attention_norm1(x), k, v, bias))
-            x = x + blk.ffn_norm2(blk.ffn(blk.ffn_norm1(x).mul(s2).add(b2))).mul(g2)
-        logits = self.head(self.head_nm(x, ctx.head_mod)).float()
-        return list(logits.split(sizes, dim=1))
-
     @torch.no_grad()
     def init_random(self, seed: int | None = 0):
         """Random weights with O(1) effect (tiny test models; real use loads a checkpoint): Linear weights
