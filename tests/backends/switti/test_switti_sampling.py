@@ -47,16 +47,6 @@ def test_an_image_does_not_depend_on_its_batch(pipe, kw):
         assert (alone.pixels[0] - res.pixels[j]).abs().max() <= (1e-3 if kw["more_smooth"] else 1e-4)
 
 
-def test_batch_mode_is_one_generator_for_the_batch(pipe):
-    """rng="batch" draws the batch as upstream (one generator, seeded with the first seed): the second image is
-    not the per-image one, and the PNGs record the batch's seed."""
-    per = pipe.generate(prompts=[A, LONG], seeds=[7, 8], ssg=False)
-    batch = pipe.generate(prompts=[A, LONG], seeds=[7, 8], ssg=False, rng="batch")
-    assert torch.equal(per.tokens[0][0], batch.tokens[0][0])  # the first draw of seed 7 is image 0's either way
-    assert not torch.equal(per.tokens[-1][1], batch.tokens[-1][1])
-    assert batch.settings[1]["seed"] == 7 and batch.settings[1]["batch_size"] == 2
-
-
 def test_ssg_changes_nothing_before_its_first_scale(pipe):
     """SSG from scale 3 (a Gumbel-mixed scale here) on Switti's square grids: scales 0-2 as without SSG, and
     scale 3's own logits before SSG too; from scale 3 on what is sampled changes."""
