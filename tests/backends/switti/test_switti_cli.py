@@ -14,10 +14,13 @@ def test_help_lists_the_switti_flags():
     out = ssgen_here("generate", "--help").stdout
     for flag in ("--smooth-start", "--cfg-start", "--cfg-stop", "--last-scale-temp", "--negative-prompt"):
         assert flag in out, flag
+    sweep = " ".join(ssgen_here("sweep", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "--cfg-stop <list[int]>" in sweep and "--last-scale-temp <list[float]>" in sweep  # typed, not text
 
 
 @pytest.mark.parametrize("args, needles", [
-    (["--cfg-stop", "11"], ["--cfg-stop must be a whole number in 0..10"]),
+    (["--cfg-stop", "11"], ["--cfg-stop must be a whole number in 0..10", "got 11"]),  # an int, not the text "11"
+    (["--cfg-stop", "9", "--smooth-start", "12"], ["--smooth-start must be a whole number in 0..9", "got 12"]),
     (["--cfg-start", "6", "--cfg-stop", "4"], ["--cfg-start (6) must not be after cfg_stop (4)"]),
     (["--last-scale-temp", "0"], ["--last-scale-temp must be > 0"]),
     (["--tau", "0.5"], ["--tau is not an option of Switti"]),
