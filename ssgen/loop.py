@@ -1,6 +1,6 @@
 """The generic next-scale loop. It drives a backend, applies SSG, filters and samples.
 
-A backend (VAR, Infinity, HART) is one generation call's worth of model state. Per scale k the loop
+A backend (VAR, Infinity, HART, Switti) is one generation call's worth of model state. Per scale k the loop
 asks it for the raw logits (conditional and unconditional rows), has it combine them (CFG and
 temperature), applies SSG to the result, filters (top-k/top-p) and samples through the loop-owned
 generators, and hands the sampled tokens back so the backend can update its running latent and form
@@ -21,11 +21,14 @@ from .sampling import Rng, filter_top_k_top_p_, gumbel_soft
 
 @dataclass
 class ScaleSampling:
-    """How to sample scale k. `smooth` = (logit multiplier, Gumbel tau) for soft embeddings, or None."""
+    """How to sample scale k. `smooth` = (logit multiplier, Gumbel tau) for soft embeddings, or None.
+    `soft_only` (Switti): the Gumbel-softmax weights replace the draw: no filtering, no categorical; the
+    scale's tokens are the argmax of the soft weights (VAR and HART draw a token and smooth on top)."""
 
     top_k: int = 0
     top_p: float = 0.0
     smooth: tuple[float, float] | None = None
+    soft_only: bool = False
 
 
 class Backend(Protocol):
@@ -34,7 +37,8 @@ class Backend(Protocol):
     grid: list[tuple[int, int]]  # (h, w) of every scale, coarse to fine
 
     def logits(self, k: int) -> torch.Tensor:
-        """Run the transformer for scale k -> raw logits (2B, h*w, C): rows [0, B) cond, [B, 2B) uncond."""
+        """Run the transformer for scale k -> raw logits (2B, h*w, C): rows [0, B) cond, [B, 2B) uncond (a family
+        that drops its unconditional rows for late scales, Switti, gives (B, h*w, C) there: `guide` knows)."""
 
     def guide(self, k: int, raw: torch.Tensor) -> torch.Tensor:
         """Combine raw logits (CFG, temperature) -> (B, h*w, C) float32, what the sampler receives."""
@@ -104,9 +108,13 @@ def run(backend: Backend, rng: Rng, ssg: SSG | None = None, *, betas: Sequence[f
         if g is prev:
             g = g.clone()  # the filtering below works in place
         s = backend.sampling(k)
-        cat = filter_top_k_top_p_(backend.categories(g), s.top_k, s.top_p)  # (B, N, K)
-        tokens = rng.categorical(cat.softmax(dim=-1))  # (B, N)
-        soft = gumbel_soft(cat * s.smooth[0], s.smooth[1], rng) if s.smooth is not None else None
+        if s.soft_only:  # one Gumbel draw, no filter: soft (B, N, K), tokens its argmax
+            soft = gumbel_soft(backend.categories(g) * s.smooth[0], s.smooth[1], rng)
+            tokens = soft.argmax(dim=-1)
+        else:
+            cat = filter_top_k_top_p_(backend.categories(g), s.top_k, s.top_p)  # (B, N, K)
+            tokens = rng.categorical(cat.softmax(dim=-1))  # (B, N)
+            soft = gumbel_soft(cat * s.smooth[0], s.smooth[1], rng) if s.smooth is not None else None
         if edit is not None and edit.keep[k] is not None:
             tokens, soft = keep_input(tokens, soft, edit.tokens[k], edit.keep[k])
         out.tokens.append(backend.advance(k, tokens, soft))

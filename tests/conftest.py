@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 torch.set_num_threads(min(2, torch.get_num_threads()))  # the goldens were made with 2 threads
 
-TINY_MODELS = {"tiny_var", "tiny_inf", "tiny_hart"}  # the fixtures below
+TINY_MODELS = {"tiny_var", "tiny_inf", "tiny_hart", "tiny_switti"}  # the fixtures below
 GOLDENS = {"var_golden", "hart_golden", "inf_golden"}  # here, in test_hart.py and in test_infinity.py
 
 
@@ -125,6 +125,16 @@ def tiny_hart(tmp_path_factory) -> Path:
     from ssgen.backends.hart.tiny import make_tiny_hart
 
     return make_tiny_hart(tmp_path_factory.mktemp("tiny-hart"))
+
+
+@pytest.fixture(scope="session")
+def tiny_switti(tmp_path_factory) -> Path:
+    """A tiny Switti: switti/, vae/, text_encoder/, text_encoder_2/ (CLIPs) and switti-tiny.yaml. Skips until
+    the family's text encoders (ssgen/backends/switti/text.py) are there."""
+    pytest.importorskip("ssgen.backends.switti.text", reason="Switti's text encoders (switti/text.py) are not here")
+    from ssgen.backends.switti.tiny import make_tiny_switti
+
+    return make_tiny_switti(tmp_path_factory.mktemp("tiny-switti"))
 
 
 @pytest.fixture

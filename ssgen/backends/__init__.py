@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 from ..errors import ConfigError
 from .spec import FamilySpec
 
-BUILTIN = ("var", "infinity", "hart")  # ssgen/backends/<name>/spec.py, each with its SPEC
+BUILTIN = ("var", "infinity", "hart", "switti")  # ssgen/backends/<name>/spec.py, each with its SPEC
 
 _registry: dict[str, FamilySpec] = {}
 

@@ -32,8 +32,9 @@ class Kind:
 @dataclass(frozen=True)
 class Flag:
     """A command-line flag for a family option beyond the shared ones (cfg, top-k, top-p, smoothing, SSG).
-    `kind`: "text" (a string), "per-scale" (a number or one value per scale, `a,b,...`) or "bool"
-    (`--name/--no-name`). Two families may declare the same option: the CLI shows it once."""
+    `kind`: "text" (a string), "per-scale" (a number or one value per scale, `a,b,...`), "int" (a whole
+    number), "number" (one number) or "bool" (`--name/--no-name`). Two families may declare the same option:
+    the CLI shows it once."""
 
     name: str  # the option's Python name, as `Pipeline.generate(**options)` takes it
     help: str

@@ -104,11 +104,15 @@ def _panel(flag: Any) -> str:
     return f"{kind} ({', '.join(titles)})"
 
 
+FLAG_TYPES = {"bool": Optional[bool], "int": Optional[int], "number": Optional[float]}  # Flag.kind -> Typer's type
+
+
 def _family_parameters() -> list[inspect.Parameter]:
-    """Typer parameters for the family flags: `--name` (text or per-scale) or `--name/--no-name` (bool)."""
+    """Typer parameters for the family flags: `--name` (text, per-scale, a whole number or a number) or
+    `--name/--no-name` (bool)."""
     params = []
     for flag in family_flags().values():
-        kind = Optional[bool] if flag.kind == "bool" else Optional[str]
+        kind = FLAG_TYPES.get(flag.kind, Optional[str])
         opt = typer.Option(None, *flag.decl.split(" "), rich_help_panel=_panel(flag), help=flag.help)
         params.append(inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=kind))
     return params

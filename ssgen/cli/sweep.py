@@ -29,8 +29,9 @@ def _family_list_options() -> list[inspect.Parameter]:
         if flag.kind == "bool":
             continue
         opt = typer.Option(None, flag.decl, rich_help_panel=GRID_PANEL, help=flag.help + " Repeat to sweep.")
+        each = {"int": int, "number": float}.get(flag.kind, str)  # Typer parses whole numbers and numbers
         params.append(inspect.Parameter(flag.name, inspect.Parameter.KEYWORD_ONLY, default=opt,
-                                        annotation=Optional[List[str]]))
+                                        annotation=Optional[List[each]]))
     return params
 
 

@@ -11,19 +11,22 @@ from ssgen.backends import families
 from ssgen.backends.common import Call
 from ssgen.errors import ConfigError
 
+TINY = {"var": "tiny_var", "infinity": "tiny_inf", "hart": "tiny_hart", "switti": "tiny_switti"}  # conftest.py
 
-@pytest.fixture(scope="module")
-def tiny_models(tiny_var, tiny_inf, tiny_hart):
-    return {"var": tiny_var, "infinity": tiny_inf, "hart": tiny_hart}
+
+@pytest.fixture
+def tiny_model(request, family):
+    """The tiny model of the family under test (only that one is built)."""
+    return request.getfixturevalue(TINY[family])
 
 
 def test_registry_names_every_family():
-    assert set(families()) == {"var", "infinity", "hart"}
+    assert set(families()) == set(TINY)
     assert all(callable(spec.load()) for spec in families().values())
 
 
-@pytest.mark.parametrize("family", ["var", "infinity", "hart"])
-def test_progress_false_reaches_every_role(tiny_models, family, monkeypatch):
+@pytest.mark.parametrize("family", list(TINY))
+def test_progress_false_reaches_every_role(tiny_model, family, monkeypatch):
     """load(progress=False) (batch ranks > 0) must draw no bars for any role, text encoders included."""
     seen = []
     real = ssgen.weights.resolve_weight
@@ -33,15 +36,15 @@ def test_progress_false_reaches_every_role(tiny_models, family, monkeypatch):
         return real(config, role, **kw)
 
     monkeypatch.setattr(ssgen.weights, "resolve_weight", spy)
-    pipe = ssgen.load(str(tiny_models[family]), device="cpu", dtype="float32", progress=False)
+    pipe = ssgen.load(str(tiny_model), device="cpu", dtype="float32", progress=False)
     roles = {role for role, _ in seen}
     assert roles == set(pipe.config.weights), roles
     assert all(p is False for _, p in seen), seen
 
 
-@pytest.mark.parametrize("family", ["var", "infinity", "hart"])
-def test_start_returns_a_call_with_notes_apart(tiny_models, family):
-    pipe = ssgen.load(str(tiny_models[family]), device="cpu", dtype="float32")
+@pytest.mark.parametrize("family", list(TINY))
+def test_start_returns_a_call_with_notes_apart(tiny_model, family):
+    pipe = ssgen.load(str(tiny_model), device="cpu", dtype="float32")
     cond = ([1], None) if family == "var" else (None, ["a red fox"])
     call = pipe.family.start(pipe.resolve(*cond))
     assert isinstance(call, Call) and isinstance(call.notes, list)

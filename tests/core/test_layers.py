@@ -18,7 +18,9 @@ LAYERS = {
     "ssgen.testing": 0,
     "ssgen.backends.checks": 1, "ssgen.backends.spec": 1,
     "ssgen.backends.var.options": 1, "ssgen.backends.infinity.options": 1, "ssgen.backends.hart.options": 1,
+    "ssgen.backends.switti.options": 1,
     "ssgen.backends.var.spec": 1, "ssgen.backends.infinity.spec": 1, "ssgen.backends.hart.spec": 1,
+    "ssgen.backends.switti.spec": 1,
     "ssgen.backends": 2,  # the registry (backends/__init__.py): specs only
     "ssgen.config": 3, "ssgen.request": 3, "ssgen.edit_input": 3, "ssgen.output": 3,
     "ssgen.guidance": 4, "ssgen.sampling": 4, "ssgen.loop": 4, "ssgen.checkpoint": 4, "ssgen.weights": 4,
@@ -26,7 +28,7 @@ LAYERS = {
     "ssgen.metrics": 4,
     "ssgen.clip_score": 4,
     "ssgen.backends.common": 5, "ssgen.backends.onednn": 5, "ssgen.backends.kinds": 5,
-    "ssgen.backends.var": 5, "ssgen.backends.infinity": 5, "ssgen.backends.hart": 5,
+    "ssgen.backends.var": 5, "ssgen.backends.infinity": 5, "ssgen.backends.hart": 5, "ssgen.backends.switti": 5,
     "ssgen.edit": 6, "ssgen.compile": 6, "ssgen.pipeline": 6, "ssgen.tiny": 6,
     "ssgen.sinks": 7, "ssgen.runner": 7, "ssgen.batch": 7, "ssgen.sweep": 7,
     "ssgen.eval": 7,

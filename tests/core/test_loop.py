@@ -44,8 +44,9 @@ class FakeBackend:
     """A deterministic Backend: K categories per row, d rows per grid position (d = 1: VAR-like; d > 1 with
     K = 2: Infinity-like bits, a position's C = 2d channels viewed as d consecutive 2-way categoricals)."""
 
-    def __init__(self, B=2, K=5, d=1, grid=GRID, top_k=None, smooth=None):
+    def __init__(self, B=2, K=5, d=1, grid=GRID, top_k=None, smooth=None, soft_only=None):
         self.grid = [tuple(g) for g in grid]
+        self.soft_only = soft_only or [False] * len(self.grid)  # per scale: Switti's Gumbel mix without a draw
         self.B, self.K, self.d, self.C = B, K, d, K * d
         self.top_k = top_k if top_k is not None else [0] * len(self.grid)
         self.smooth = smooth  # None, or per scale (multiplier, tau) / None
@@ -72,7 +73,7 @@ class FakeBackend:
     def sampling(self, k):
         self.events.append(("sampling", k))
         sm = self.smooth[k] if self.smooth is not None else None
-        return ScaleSampling(top_k=self.top_k[k], top_p=0.0, smooth=sm)
+        return ScaleSampling(top_k=self.top_k[k], top_p=0.0, smooth=sm, soft_only=self.soft_only[k])
 
     def categories(self, l):
         self.events.append(("categories",))
@@ -232,6 +233,36 @@ def test_smoothing_draws_gumbel_noise_after_the_tokens(mode):
             assert torch.allclose(soft.sum(-1), torch.ones(2, h * w), atol=1e-5)
             if 0 < TOP_K[k] < 5:  # filtered categories get no soft mass either
                 assert (soft[torch.isinf(ref_top_k(r["g"], TOP_K[k]))] == 0).all()
+
+
+@pytest.mark.parametrize("mode", ["per-image", "batch"])
+def test_soft_only_scales_mix_without_a_draw_or_a_filter(mode):
+    """ScaleSampling(soft_only=True) (Switti): the Gumbel-softmax weights of the unfiltered logits times the
+    multiplier, one Exp(1) draw and no categorical; the tokens are the weights' argmax. The other scales draw
+    as before, from the same generators (one draw per scale in all)."""
+    seeds = [5, 6]
+    smooth = [None, (1.5, 1.0), (0.5, 2.0), None, None]  # taus without underflow: no weight is 0
+    bk = FakeBackend(top_k=TOP_K, smooth=smooth, soft_only=[False, True, True, False, False])
+    loop.run(bk, Rng(mode, seeds, "cpu"))
+    gens = [gen(seeds[0])] if mode == "batch" else [gen(s) for s in seeds]
+    for k, (h, w) in enumerate(GRID):
+        l = guided_logits(k, 2, h * w, 5)  # (B, N, K) with d = 1
+        _, tokens, soft = bk.advanced[k]
+        if bk.soft_only[k]:
+            mult, tau = smooth[k]
+            if mode == "batch":
+                E = torch.empty(2, h * w, 5).exponential_(1, generator=gens[0])
+            else:
+                E = torch.stack([torch.empty(h * w, 5).exponential_(1, generator=g) for g in gens])
+            want = ((l * mult - E.log()) / tau).softmax(dim=-1)  # top-k ignored: every category keeps mass
+            assert torch.allclose(soft, want, atol=1e-6) and (soft > 0).all(), k
+            assert torch.equal(tokens, soft.argmax(dim=-1)), k
+        else:
+            assert soft is None
+            ref = RefDraws(mode, seeds)
+            ref.gens = gens
+            want, _ = ref.draw(ref_top_k(l, TOP_K[k]), None)
+            assert torch.equal(tokens, want), k
 
 
 @pytest.mark.parametrize("s", [None, SSG(beta=0.8, scales=(1, -1)), SSG(beta=0.8, scales=(3, 3))])

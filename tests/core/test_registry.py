@@ -15,9 +15,10 @@ PKG = Path(__file__).resolve().parents[2] / "ssgen"
 # (file, family named): why it may name it
 ALLOWED = {
     ("backends/__init__.py", "var"): "the registry", ("backends/__init__.py", "infinity"): "the registry",
-    ("backends/__init__.py", "hart"): "the registry",
+    ("backends/__init__.py", "hart"): "the registry", ("backends/__init__.py", "switti"): "the registry",
     ("backends/hart/tokenizer.py", "var"): "HART's tokenizer is VAR's VQVAE",
     ("backends/hart/spec.py", "var"): "HART's tokenizer file is also accepted as VAR's VQVAE kind",
+    ("backends/switti/spec.py", "var"): "Switti's VAE file is also accepted as VAR's VQVAE kind",
 }
 
 
