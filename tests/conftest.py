@@ -129,9 +129,7 @@ def tiny_hart(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_switti(tmp_path_factory) -> Path:
-    """A tiny Switti: switti/, vae/, text_encoder/, text_encoder_2/ (CLIPs) and switti-tiny.yaml. Skips until
-    the family's text encoders (ssgen/backends/switti/text.py) are there."""
-    pytest.importorskip("ssgen.backends.switti.text", reason="Switti's text encoders (switti/text.py) are not here")
+    """A tiny Switti: switti/, vae/, text_encoder/, text_encoder_2/ (CLIPs) and switti-tiny.yaml."""
     from ssgen.backends.switti.tiny import make_tiny_switti
 
     return make_tiny_switti(tmp_path_factory.mktemp("tiny-switti"))

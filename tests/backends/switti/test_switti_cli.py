@@ -1,5 +1,5 @@
 """Switti through the CLI: its flags, input errors before any weights, and the tiny model end to end (`python -m
-ssgen.tiny switti DIR`, then `ssgen generate` and `ssgen batch`; those need the text encoders, text.py)."""
+ssgen.tiny switti DIR`, then `ssgen generate`, `batch`, `compare` with SSG columns, `edit` and `info`)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,41 @@ def test_tiny_switti_end_to_end(tiny_switti, tmp_path):
     assert r.exit_code == 0, r.stderr
     lines = [json.loads(x) for x in (tmp_path / "run" / "manifest.jsonl").read_text().splitlines()]
     assert [(x["cfg_stop"], x["smooth_start"]) for x in lines] == [(8, 2), (10, 1)]
+
+
+def test_tiny_switti_ssg_compare_edit_and_info(tiny_switti, tmp_path):
+    """`compare` puts the image without SSG beside the SSG column, and SSG changes it; `edit` keeps the input
+    outside the box; `info` (the real entry point) shows a Switti PNG's settings and how to reproduce it."""
+    import numpy as np
+
+    from ssgen.output import read_metadata
+
+    cmp = tmp_path / "cmp.png"
+    r = ssgen_here("compare", "-m", str(tiny_switti), "-p", "a red fox", "--ssg-beta", "1.0",
+                   "--ssg-scales", "2-9", "-o", str(cmp), "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    meta = read_metadata(cmp)
+    plans = [s.get("ssg") for s in meta["images"]]
+    assert plans[0] is None and plans[1]["beta"] == 1.0 and plans[1]["scales"] == [2, 9], plans
+    im = np.asarray(Image.open(cmp).convert("RGB")).astype(int)
+    g = meta["grid"]
+    assert g["cols"] == 2 and len(g["columns"]) == 2
+    w = im.shape[1]
+    left, right = im[:, : w // 2], im[:, w // 2:]
+    assert np.abs(left - right).mean() > 1  # SSG on the Gumbel-mixed scales moves the image
+
+    src = tmp_path / "in.png"
+    Image.fromarray(np.random.RandomState(0).randint(0, 256, (256, 256, 3), dtype=np.uint8)).save(src)
+    ed = tmp_path / "ed.png"
+    r = ssgen_here("edit", "-m", str(tiny_switti), "-p", "a red fox", "--image", str(src), "--box",
+                   "0.25,0.25,0.75,0.75", "-n", "2", "-o", str(ed), "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    meta = read_metadata(ed)
+    assert meta["grid"]["leading"] == ["input", "reconstruction"] and len(meta["images"]) == 2
+    assert all(s["family"] == "switti" and s["keep_mask"] == "0.25,0.25,0.75,0.75 inpaint" for s in meta["images"])
+
+    from helpers import ssgen
+
+    r = ssgen("info", str(ed))
+    assert r.returncode == 0, r.stderr
+    assert "switti" in r.stdout and "a red fox" in r.stdout and "reproduce: alone from seed 0" in r.stdout
