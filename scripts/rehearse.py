@@ -17,10 +17,12 @@ Steps:
 3. Write WORK/MODEL/MODEL.yaml: the released config with `revision:` = the server's commit and the computed
    `sha256:` of every file role. Then, each command a subprocess of the installed `ssgen`:
      a. `ssgen models download` of the same YAML without the sha256 pins  -> download time
-     b. `ssgen models download MODEL.yaml`  (nothing to download: hashes every file role)  -> verify time
+     b. `ssgen models download MODEL.yaml`  (nothing to download: hashes every file role; folder roles, such
+        as all of Switti's, have no sha256 to check)  -> verify time
      c. the same command again: must send no request and hash nothing (server log, sha256 record, time)
      d. per dtype: `ssgen generate --model MODEL.yaml COND -n 2 -b 1 --dtype D --device cpu --json`
-        (Infinity at pn 0.06M, 256 px; HART at 1024 px, the only schedule its files define), which must
+        (Infinity at pn 0.06M, 256 px; HART at 1024 px, the only schedule its files define; Switti at its
+        model's one resolution, 512 or 1024 px), which must
         send no request and hash nothing either.
    Every command's RssAnon (anonymous memory: file-backed pages of memory-mapped checkpoints do not count) is
    sampled every 50 ms from /proc/PID/status (common.RssSampler); its load, first-image and per-image times come
@@ -49,7 +51,7 @@ from pathlib import Path
 
 import yaml
 from common import RssSampler, cpu_info
-from rehearse_files import SafetensorsFile, fingerprint, write_pth
+from rehearse_files import PT_METADATA, SafetensorsFile, fingerprint, write_pth
 from rehearse_models import MODELS, Plan, RepoFile, config, gb
 from rehearse_models import plan as make_plan
 
@@ -86,7 +88,8 @@ def sha256_of(path: Path) -> str:
 
 
 def file_fingerprint(f: RepoFile, key: str) -> str:
-    return fingerprint(SEED, key, f.tensors, f"{f.fmt}|{f.wrap}|{hashlib.sha256(f.data).hexdigest()}")
+    meta = "" if f.metadata == PT_METADATA else f"|{json.dumps(f.metadata)}"  # the default keeps older records valid
+    return fingerprint(SEED, key, f.tensors, f"{f.fmt}|{f.wrap}|{hashlib.sha256(f.data).hexdigest()}{meta}")
 
 
 def record_of(disk: Path) -> Path:
@@ -120,7 +123,7 @@ def materialize(p: Plan, store: Path) -> tuple[dict[str, dict[str, HubFile]], di
             fresh = is_current(f, key, disk)
             t0 = time.perf_counter()
             if f.fmt == "safetensors":
-                source = SafetensorsFile(f.tensors, SEED, key)
+                source = SafetensorsFile(f.tensors, SEED, key, f.metadata)
                 if not fresh:
                     print(f"  hashing {key} ({gb(source.size)}, generated on the fly, never stored) ...", flush=True)
                     record_of(disk).write_text(json.dumps({"fingerprint": file_fingerprint(f, key), "size": source.size,

@@ -179,15 +179,25 @@ def _patch_crcs(path: Path, crcs: dict[str, int], offsets: dict[str, tuple[int, 
 # ---------------------------------------------------------------------------------------------------
 
 ST_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.int64: "I64"}
+PT_METADATA = {"format": "pt"}
+# safetensors writes tensors by dtype (its Dtype enum, highest first), then by name: I64 before F32 before BF16...
+ST_RANK = {torch.int64: 0, torch.float32: 1, torch.bfloat16: 2, torch.float16: 3}
+
+
+def st_order(tensors: list[TensorSpec]) -> list[TensorSpec]:
+    """The order `safetensors.torch.save_file` stores these tensors in (Switti's file: lvl_1L first)."""
+    return sorted(tensors, key=lambda t: (ST_RANK[t.dtype], t.name))
 
 
 class SafetensorsFile:
     """The bytes of a safetensors file whose tensors come from `values`: an 8-byte header length, the JSON
     header (padded with spaces to 8 bytes, as safetensors writes it) and the tensors back to back."""
 
-    def __init__(self, tensors: list[TensorSpec], seed: int, key: str, metadata: dict | None = None):
+    def __init__(self, tensors: list[TensorSpec], seed: int, key: str, metadata: dict | None = PT_METADATA):
+        """`metadata` None: no `__metadata__` entry (what `safetensors.torch.save_file` writes without one, e.g.
+        the Hub mixin's files; transformers' save_pretrained writes {"format": "pt"})."""
         self.tensors, self.seed, self.key = tensors, seed, key
-        header: dict = {"__metadata__": metadata or {"format": "pt"}}
+        header: dict = {"__metadata__": metadata} if metadata else {}
         self.starts, pos = [], 0
         for t in tensors:
             header[t.name] = {"dtype": ST_DTYPES[t.dtype], "shape": list(t.shape),
@@ -285,9 +295,10 @@ def exact(fn: Callable[[int, int], torch.Tensor], name: str) -> Init:
     return ("exact", fn)
 
 
-def level_buffers(levels: torch.Tensor) -> tuple[Init, Init]:
-    """lvl_1L (1, L) int64 and the block-causal attn_bias_for_masking (1, 1, L, L) of 0 / -inf, computed
-    for any element range without building the L x L mask (HART's 1024 px one is 380 MB)."""
+def level_buffers(levels: torch.Tensor, causal: bool = True) -> tuple[Init, Init]:
+    """lvl_1L (1, L) int64 and attn_bias_for_masking (1, 1, L, L) of 0 / -inf, computed for any element range
+    without building the L x L mask (HART's 1024 px one is 380 MB, Switti-1024's 357 MB). `causal`: a token
+    sees every earlier scale (VAR, HART, Switti-AR: `d >= dT`); else only its own scale (Switti: `d == dT`)."""
     L = levels.numel()
     key = ",".join(map(str, levels.tolist()))
     tag = hashlib.sha1(key.encode()).hexdigest()[:12]
@@ -298,9 +309,9 @@ def level_buffers(levels: torch.Tensor) -> tuple[Init, Init]:
     def mask(start: int, count: int) -> torch.Tensor:
         idx = torch.arange(start, start + count)
         row, col = levels[idx // L], levels[idx % L]
-        return torch.where(row >= col, 0.0, float("-inf"))
+        return torch.where(row >= col if causal else row == col, 0.0, float("-inf"))
 
-    return exact(lvl, f"lvl_{tag}"), exact(mask, f"mask_{tag}")
+    return exact(lvl, f"lvl_{tag}"), exact(mask, f"mask_{tag}" if causal else f"diagmask_{tag}")
 
 
 def bit_mask(bits: int) -> Init:

@@ -1,7 +1,7 @@
 """What the rehearsal serves for each released model: the Hub repos, their files and every tensor in them
 (official names, shapes, dtypes, training-only buffers), built from ssgen's own modules on the meta device.
 
-Sources (../shared/notes/{var,infinity,hart}.md section 2):
+Sources (../shared/notes/{var,infinity,hart}.md section 2, switti.md section 1):
 - FoundationVision/var: `var_d{16,30,36}.pth` and `vae_ch160v4096z32.pth`, flat fp32 state dicts with their
   buffers (`lvl_1L`, `attn_bias_for_masking`, `zero_k_bias`; the VAE's encoder, `quant_conv` and
   `ema_vocab_hit_SV`).
@@ -12,10 +12,17 @@ Sources (../shared/notes/{var,infinity,hart}.md section 2):
 - mit-han-lab/hart-0.7b-1024px: `llm/` (config.json, ema_model.bin, pytorch_model.bin) and `tokenizer/`
   (config.json, model.safetensors with `vae.`-prefixed keys).
 - mit-han-lab/Qwen2-VL-1.5B-Instruct: a Qwen2-1.5B causal LM folder (config.json, safetensors shards + index).
+- yresearch/Switti (-AR, -1024, -1024-AR) and yresearch/VQVAE-Switti: PyTorchModelHubMixin folders (config.json
+  = the constructor's arguments, model.safetensors without `__metadata__`, the card); the transformer's file
+  holds `lvl_1L` and `attn_bias_for_masking` (block-diagonal, block-causal for the AR models), the VAE's
+  is VAR's VQVAE (encoder, quant_conv, ema_vocab_hit_SV).
+- openai/clip-vit-large-patch14 (one model.safetensors) and laion/CLIP-ViT-bigG-14-laion2B-39B-b160k (2 shards
+  + index): full CLIPModel checkpoints (text and vision towers), fp32.
 
 What the notes do not know is a documented guess (`Plan.notes`): HART's architecture values (the notes'
 estimate, `common.hart_config_files`), the Qwen2 files' dtype (bf16 here), the Infinity VAEs' encoder
-(mirrored from the decoder), and no discriminator in HART's tokenizer file. Tokenizers are small
+(mirrored from the decoder), no discriminator in HART's tokenizer file, Switti's VAE dtype (fp16) and the CLIP
+repos' config files and vision towers (standard values). Tokenizers are small
 offline-built ones (the tiny makers' approach): prompts tokenise to other ids than the real vocabularies.
 """
 
@@ -29,12 +36,22 @@ from pathlib import Path
 import torch
 import yaml
 from common import HART_SCHEDULES, hart_config_files, hart_modules, infinity_modules, var_modules
-from rehearse_files import TensorSpec, bit_mask, level_buffers, shard, shard_index, shard_names, specs_from
+from rehearse_files import (
+    PT_METADATA,
+    TensorSpec,
+    bit_mask,
+    level_buffers,
+    shard,
+    shard_index,
+    shard_names,
+    specs_from,
+    st_order,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("var-d16", "var-d30", "var-d36", "var-d16-ddo", "var-d30-ddo", "infinity-2b", "infinity-8b",
-          "hart-0.7b-1024px")
-PROMPT = "a photo of a red fox on a beach"  # every word is in the tiny T5 vocabulary
+          "hart-0.7b-1024px", "switti", "switti-ar", "switti-1024", "switti-1024-ar")
+PROMPT = "a photo of a red fox on a beach"  # every word is in the tiny T5 vocabulary; the tiny CLIP BPE is byte-level
 
 
 @dataclass
@@ -48,6 +65,7 @@ class RepoFile:
     data: bytes = b""
     wrap: str | None = None  # pth: the state dict nested under this key ({'vae': sd})
     same_as: str | None = None
+    metadata: dict | None = field(default_factory=lambda: dict(PT_METADATA))  # safetensors `__metadata__` (None: none)
 
     @property
     def size_hint(self) -> int:
@@ -111,10 +129,12 @@ def levels_of(patch_nums, prefix: int = 0) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def with_levels(specs: list[TensorSpec], levels: torch.Tensor, after: str | None) -> list[TensorSpec]:
-    """Add lvl_1L (1, L) and attn_bias_for_masking (1, 1, L, L) after `after` (None: in front)."""
+def with_levels(specs: list[TensorSpec], levels: torch.Tensor, after: str | None,
+                causal: bool = True) -> list[TensorSpec]:
+    """Add lvl_1L (1, L) and attn_bias_for_masking (1, 1, L, L) after `after` (None: in front); the mask is
+    block-causal, or block-diagonal with causal=False (`level_buffers`)."""
     L = levels.numel()
-    lvl, mask = level_buffers(levels)
+    lvl, mask = level_buffers(levels, causal)
     extra = [TensorSpec("lvl_1L", (1, L), torch.int64, lvl),
              TensorSpec("attn_bias_for_masking", (1, 1, L, L), torch.float32, mask)]
     if after is None:
@@ -233,12 +253,15 @@ def tokenizer_files(make) -> dict[str, bytes]:
 
 def hf_folder(prefix: str, cfg: dict, items: list, dtype: torch.dtype, max_shard: int, tok: dict[str, bytes],
               extra: dict[str, bytes] | None = None) -> list[RepoFile]:
-    """A save_pretrained folder: config.json, sharded safetensors + index, tokenizer files."""
+    """A save_pretrained folder: config.json, safetensors (shards + index beyond max_shard), tokenizer files."""
     specs = specs_from(items, dtype)
     shards = shard(specs, max_shard)
-    names = shard_names(len(shards))
-    files = [RepoFile(f"{prefix}config.json", data=json.dumps(cfg, indent=2).encode() + b"\n"),
-             RepoFile(f"{prefix}model.safetensors.index.json", data=shard_index(shards, names))]
+    files = [RepoFile(f"{prefix}config.json", data=json.dumps(cfg, indent=2).encode() + b"\n")]
+    if len(shards) == 1:  # save_pretrained writes one model.safetensors and no index
+        names = ["model.safetensors"]
+    else:
+        names = shard_names(len(shards))
+        files.append(RepoFile(f"{prefix}model.safetensors.index.json", data=shard_index(shards, names)))
     files += [RepoFile(f"{prefix}{n}", "safetensors", sorted(s, key=lambda t: t.name)) for n, s in zip(names, shards)]
     files += [RepoFile(f"{prefix}{n}", data=b) for n, b in {**tok, **(extra or {})}.items()]
     return files
@@ -351,6 +374,125 @@ def hart(name: str) -> Plan:
                 "per scale and ssgen checks patch_nums against it), and HART has no smaller-schedule option", notes)
 
 
+# ---------------------------------------------------------------------------------------------------
+# Switti
+# ---------------------------------------------------------------------------------------------------
+
+# What PyTorchModelHubMixin.save_pretrained writes beside the weights (huggingface_hub 0.26, the goldens' copy)
+MIXIN_CARD = (b"---\ntags:\n- model_hub_mixin\n- pytorch_model_hub_mixin\n---\n\nThis model has been pushed to the Hub "
+              b"using the [PytorchModelHubMixin](https://huggingface.co/docs/huggingface_hub/package_reference/mixins"
+              b"#huggingface_hub.PyTorchModelHubMixin) integration:\n- Library: [More Information Needed]\n"
+              b"- Docs: [More Information Needed]")
+# the CLIP repos' config.json, reconstructed: the standard CLIP ViT-L/14 and ViT-bigG/14 architecture values
+# (the notes' section 1 for the text towers), the legacy eos_token_id 2 (pooling at argmax(input_ids))
+_CLIP_COMMON = {"attention_dropout": 0.0, "dropout": 0.0, "initializer_factor": 1.0, "initializer_range": 0.02,
+                "layer_norm_eps": 1e-05}
+CLIP_L = {
+    "architectures": ["CLIPModel"], "initializer_factor": 1.0, "logit_scale_init_value": 2.6592, "model_type": "clip",
+    "projection_dim": 768,
+    "text_config": {**_CLIP_COMMON, "bos_token_id": 0, "eos_token_id": 2, "hidden_act": "quick_gelu",
+                    "hidden_size": 768, "intermediate_size": 3072, "max_position_embeddings": 77,
+                    "model_type": "clip_text_model", "num_attention_heads": 12, "num_hidden_layers": 12,
+                    "pad_token_id": 1, "projection_dim": 768, "vocab_size": 49408},
+    "vision_config": {**_CLIP_COMMON, "hidden_act": "quick_gelu", "hidden_size": 1024, "image_size": 224,
+                      "intermediate_size": 4096, "model_type": "clip_vision_model", "num_attention_heads": 16,
+                      "num_channels": 3, "num_hidden_layers": 24, "patch_size": 14, "projection_dim": 768},
+    "torch_dtype": "float32", "transformers_version": "4.16.0.dev0",
+}
+CLIP_BIGG = {
+    "architectures": ["CLIPModel"], "initializer_factor": 1.0, "logit_scale_init_value": 2.6592, "model_type": "clip",
+    "projection_dim": 1280,
+    "text_config": {**_CLIP_COMMON, "bos_token_id": 0, "eos_token_id": 2, "hidden_act": "gelu", "hidden_size": 1280,
+                    "intermediate_size": 5120, "max_position_embeddings": 77, "model_type": "clip_text_model",
+                    "num_attention_heads": 20, "num_hidden_layers": 32, "pad_token_id": 1, "projection_dim": 1280,
+                    "vocab_size": 49408},
+    "vision_config": {**_CLIP_COMMON, "hidden_act": "gelu", "hidden_size": 1664, "image_size": 224,
+                      "intermediate_size": 8192, "model_type": "clip_vision_model", "num_attention_heads": 16,
+                      "num_channels": 3, "num_hidden_layers": 48, "patch_size": 14, "projection_dim": 1280},
+    "torch_dtype": "float32",
+}
+CLIP_PREPROCESSOR = {  # preprocessor_config.json: in both repos, not in the configs' allow lists
+    "crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+    "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 224,
+}
+
+
+def special_tokens_map(pad: str) -> bytes:
+    """special_tokens_map.json as transformers 4.x wrote it for CLIP (transformers 5 writes none)."""
+    def tok(content):
+        return {"content": content, "lstrip": False, "normalized": True, "rstrip": False, "single_word": False}
+    return json.dumps({"bos_token": tok("<|startoftext|>"), "eos_token": tok("<|endoftext|>"), "pad_token": pad,
+                       "unk_token": tok("<|endoftext|>")}, indent=2).encode() + b"\n"
+
+
+def clip_model(cfg: dict, pad: str) -> tuple[list[RepoFile], int]:
+    """A full CLIPModel folder (text and vision towers, projections, logit_scale; fp32, shards of at most 10 GB as
+    save_pretrained cuts them) with a tiny offline CLIP tokenizer padding with `pad`, and the parameter count of
+    the text tower (CLIPTextModel: what ssgen loads)."""
+    from transformers import CLIPConfig, CLIPModel, CLIPTextModel
+
+    from ssgen.backends.switti.tiny import write_clip
+
+    ccfg = CLIPConfig(**{k: v for k, v in cfg.items() if k not in ("architectures", "transformers_version",
+                                                                    "torch_dtype")})
+    with torch.device("meta"):
+        full, text = CLIPModel(ccfg), CLIPTextModel(ccfg.text_config)
+    t = cfg["text_config"]
+    tok = tokenizer_files(lambda d: write_clip(d, t["hidden_size"], t["num_attention_heads"], t["hidden_act"], pad, 0))
+    tok["special_tokens_map.json"] = special_tokens_map(pad)
+    extra = {"preprocessor_config.json": json.dumps(CLIP_PREPROCESSOR, indent=2).encode() + b"\n"}
+    return hf_folder("", cfg, untied(full), torch.float32, 10 * 10**9, tok, extra), n_params(text)
+
+
+def switti(name: str) -> Plan:
+    """Switti (../shared/notes/switti.md section 1): the transformer and VAE repos as PyTorchModelHubMixin
+    saves them (config.json = the constructor's arguments, model.safetensors without `__metadata__`, the
+    card), the two CLIP repos as full CLIPModel checkpoints."""
+    from ssgen.backends.switti.model import Switti, SwittiConfig
+    from ssgen.backends.var.vae import VQVAE, VQVAEConfig
+
+    c = config(name)
+    scfg = SwittiConfig(depth=30, reso=c["model"]["reso"], use_ar=c["model"]["use_ar"])  # width 1920, 30 heads
+    with torch.device("meta"):
+        model, vae = Switti(scfg), VQVAE(VQVAEConfig(patch_nums=scfg.patch_nums))
+    t = [TensorSpec(s.name, s.shape, s.dtype, ("normal", 0.0, 1.0)) if s.name == "crop_embed.weight" else s
+         for s in specs_from(shapes(model))]  # crop_embed: N(0, 1) as upstream's constructor draws it
+    t = st_order(with_levels(t, levels_of(scfg.patch_nums), after=None, causal=scfg.use_ar))
+    v = st_order(specs_from(vqvae_file(vae, num_scales=10), torch.float16))
+    vcfg = {"ch": 160, "reso": 512, "share_quant_resi": 4, "test_mode": True, "vocab_size": 4096, "z_channels": 32}
+    w = c["weights"]
+    tfiles = [RepoFile("README.md", data=MIXIN_CARD),
+              RepoFile("config.json", data=json.dumps(scfg.fields(), indent=2, sort_keys=True).encode()),
+              RepoFile("model.safetensors", "safetensors", t, metadata=None)]
+    vfiles = [RepoFile("README.md", data=MIXIN_CARD),
+              RepoFile("config.json", data=json.dumps(vcfg, indent=2, sort_keys=True).encode()),
+              RepoFile("model.safetensors", "safetensors", v, metadata=None)]
+    l_files, l_params = clip_model(CLIP_L, "<|endoftext|>")
+    g_files, g_params = clip_model(CLIP_BIGG, "!")
+    notes = [
+        f"{w['transformer']['repo']}/config.json carries `reso` (the 512 px repos may predate it; reso 512 is the "
+        "default then) and the README.md is the mixin's default card (the real card's text is not known)",
+        "yresearch/VQVAE-Switti/model.safetensors in float16 (as the goldens' tiny VAE; the real file's dtype is not "
+        "in the notes), ema_vocab_hit_SV with 10 rows (the real row count is unknown; ssgen drops it), config.json "
+        "reso 512 (ssgen takes the transformer's)",
+        "CLIP config.json files reconstructed from the standard architectures (text towers as the notes say; vision "
+        "towers ViT-L/14 1024 wide x 24 layers and ViT-bigG/14 1664 x 48, 224 px: assumed, ssgen never loads them), "
+        "weights fp32, bigG cut into 2 shards at 10 GB in state-dict order (the real split point is not known); the "
+        "repos' .bin/.h5/.msgpack/open_clip copies are not served (the allow lists skip them)",
+        "tokenizers: small offline byte-level CLIP BPEs (ssgen.backends.switti.tiny; CLIP-bigG's pads with \"!\"), "
+        "so prompts tokenise to other ids than the real 49408-token vocabulary",
+    ]
+    pns = scfg.patch_nums
+    attention = "block-causal, KV cache" if scfg.use_ar else "each scale alone"
+    return Plan(name, "switti", {w["transformer"]["repo"]: tfiles, w["vae"]["repo"]: vfiles,
+                                 w["text_encoder"]["repo"]: l_files, w["text_encoder_2"]["repo"]: g_files},
+                {"transformer": n_params(model), "vae": n_params(vae), "text_encoder": l_params,
+                 "text_encoder_2": g_params}, ["-p", PROMPT],
+                f"{pns[-1] * 16} px, {len(pns)} scales ({attention})",
+                notes)
+
+
 def plan(name: str, shards_kept: int | None = None) -> Plan:
     if name not in MODELS:
         raise SystemExit(f"unknown model {name!r}; rehearse one of: {', '.join(MODELS)}")
@@ -358,6 +500,8 @@ def plan(name: str, shards_kept: int | None = None) -> Plan:
         return var(name)
     if name.startswith("infinity-"):
         return infinity(name, shards_kept)
+    if name.startswith("switti"):
+        return switti(name)
     return hart(name)
 
 
