@@ -320,6 +320,12 @@ class Runner:
         return r
 
 
+# --load-only: load the model as `ssgen generate` does (ssgen.load, the pinned config) and print the seconds
+LOAD_ONLY = ("import json, sys, time\nimport ssgen\nt = time.perf_counter()\n"
+             "ssgen.load(sys.argv[1], device='cpu', dtype=sys.argv[2])\n"
+             "print(json.dumps({'load_s': round(time.perf_counter() - t, 2)}))")
+
+
 def rehearse(args) -> dict:
     p = make_plan(args.model, args.shards)
     work = Path(args.work).resolve()
@@ -367,6 +373,15 @@ def rehearse(args) -> dict:
             report["second_run"] = {k: again[k] for k in ("wall_s", "requests", "sha256_record_rewritten")}
             if args.files_only:
                 report["downloaded_match"] = check_downloads(p, info, hf_home, commit)
+                return report
+            if args.load_only:  # the weights through ssgen.load (the loader generate uses), no image
+                report["loads"] = {}
+                for dtype in args.dtype:
+                    cmd = [sys.executable, "-c", LOAD_ONLY, str(pinned), dtype]
+                    r = runner.step(f"load-{dtype}", cmd)
+                    report["loads"][dtype] = {"wall_s": r["wall_s"], "load_s": r["json"]["load_s"],
+                                              "peak_rss_anon_bytes": r["peak_rss_anon_bytes"],
+                                              "vm_hwm_bytes": r["vm_hwm_bytes"]}
                 return report
             for dtype in args.dtype:
                 if dtype == "bfloat16" and bf16_skipped():
@@ -416,6 +431,9 @@ def table(rep: dict) -> str:
                     f"{r['load_s']:.1f} | {r['first_image_s']:.1f} | {per} | {r['peak_rss_anon_bytes'] / GiB:.2f} | "
                     f"{r['model_bytes_total'] / GiB:.2f} | {r['peak_over_model']:.2f} | {r['load_over_model']:.2f} | "
                     f"{r['one_image_bytes'] / GiB:.2f} | {r['requests']['all']} |")
+    for dtype, r in rep.get("loads", {}).items():  # --load-only: loaded, no image
+        rows.append(f"| {rep['model']} | {dtype} | {rep['download_s']:.1f} | {rep['verify_s']:.1f} | "
+                    f"{r['load_s']:.1f} | (load only) | - | {r['peak_rss_anon_bytes'] / GiB:.2f} | - | - | - | - | - |")
     for dtype, why in rep["skipped"].items():
         rows.append(f"| {rep['model']} | {dtype} | skipped: {why} |")
     if "failed" in rep:
@@ -445,6 +463,8 @@ def main() -> None:
     ap.add_argument("--keep-cache", action="store_true", help="keep WORK/MODEL/hf_home (the downloaded copy)")
     ap.add_argument("--files-only", action="store_true",
                     help="stop after the download / verify / second-download steps (no generation)")
+    ap.add_argument("--load-only", action="store_true",
+                    help="after the download steps, only load the model (ssgen.load) in each dtype: no image")
     ap.add_argument("--shards", type=int, default=None,
                     help="infinity-8b: serve only the first N transformer shards (with --files-only: a cheaper check "
                          "of the shard path)")

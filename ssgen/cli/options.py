@@ -90,7 +90,9 @@ def family_flags() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for spec in families().values():
         for flag in spec.flags:
-            out.setdefault(flag.name, flag)
+            first = out.setdefault(flag.name, flag)
+            if first is not flag and flag.help not in first.help:  # two families, one flag: both helps shown
+                out[flag.name] = dataclasses.replace(first, help=f"{first.help} {flag.help}")
     return out
 
 

@@ -22,7 +22,7 @@ SPEC = FamilySpec(
              also=("switti", "text_encoder")),  # both CLIP folders look alike: the first kind names them
     ),
     flags=(
-        Flag("negative_prompt", "Negative prompt (Infinity; Switti: its null prompt, one for the batch)."),
+        Flag("negative_prompt", "Switti: its null prompt, one for the batch."),
         Flag("smooth_start", "Switti: the first scale of --more-smooth's Gumbel-softmax mixing (a scale index).",
              kind="int"),
         Flag("cfg_start", "Switti: CFG applies from this scale on (before it: conditional logits alone).",

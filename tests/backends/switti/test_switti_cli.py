@@ -16,6 +16,8 @@ def test_help_lists_the_switti_flags():
         assert flag in out, flag
     sweep = " ".join(ssgen_here("sweep", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "--cfg-stop <list[int]>" in sweep and "--last-scale-temp <list[float]>" in sweep  # typed, not text
+    wide = " ".join(ssgen_here("generate", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "Negative prompt (Infinity). Switti: its null prompt" in wide  # one flag, both families' help
 
 
 @pytest.mark.parametrize("args, needles", [
