@@ -26,12 +26,13 @@ bench: setup
 	$(BIN)/python scripts/bench.py
 
 # A released model at full size (random weights) through a loopback Hub and the real commands: make rehearse
-# MODEL=var-d16 [DTYPE=bfloat16] [WORK=dir]. Table printed, JSON in WORK/MODEL.json (see README "Rehearsal").
+# MODEL=var-d16 [DTYPE=bfloat16] [WORK=dir] [ARGS=--load-only]. Table printed, JSON in WORK/MODEL.json (see README "Rehearsal").
 MODEL ?= var-d16
 DTYPE ?= float32 bfloat16
 WORK ?= rehearsal
+ARGS ?=
 rehearse: setup
-	$(BIN)/python scripts/rehearse.py $(MODEL) --dtype $(DTYPE) --work $(WORK)
+	$(BIN)/python scripts/rehearse.py $(MODEL) --dtype $(DTYPE) --work $(WORK) $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
