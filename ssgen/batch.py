@@ -548,8 +548,8 @@ def run(model: Any, jobs: list[Job], out_dir: str | Path, *, options: dict[str, 
             from .pipeline import describe_placement, load, slow_dtype_note
 
             if rank == 0 and err.is_terminal:
-                err.print(f"[dim]loading {safe(config.name)} ({describe_placement(device, dtype)}) ...[/]",
-                          highlight=False)
+                where = f"{describe_placement(device, dtype)}; {batch_size} image(s) per call"
+                err.print(f"[dim]loading {safe(config.name)} ({where}) ...[/]", highlight=False)
             slow = slow_dtype_note(device, dtype) if rank == 0 else None
             if slow:
                 err.print(f"[yellow]note:[/] {slow}", highlight=False, soft_wrap=True)

@@ -16,6 +16,36 @@ from .errors import SSGenError
 from .textfile import read_text
 
 
+def cuda_visible() -> bool:
+    """Whether `device="auto"` will pick a CUDA GPU, answered without importing torch (the CLI plans its calls
+    before torch loads): torch's own answer once it is imported, else an NVIDIA driver present and not hidden by
+    CUDA_VISIBLE_DEVICES. A driver without a CUDA build of torch guesses wrong, which costs only the default
+    batch size (`ssgen.cli.plan.default_batch`)."""
+    import os
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.cuda.is_available()
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+def use_huge_pages() -> None:
+    """Ask PyTorch to back its CPU tensors of 2 MB and more with transparent huge pages (`THP_MEM_ALLOC_ENABLE`,
+    read once, at its first such allocation: call this before any weights load; a value the user set is kept).
+
+    Every tensor of 32 MB or more is a fresh memory mapping, paid for on first touch with a page fault and a page
+    clearing per 4 KiB page. At batch 16 a VAR-d16 block's late-scale activations are 32-128 MB each, allocated
+    and freed hundreds of times per image: that cost made large batches slower per image than batch 1 on the CPU
+    (scripts/bench.py --profile-ops, README "Performance"). With 2 MB pages it is 512 times fewer faults. Linux
+    only, and only where /sys/kernel/mm/transparent_hugepage/enabled allows `madvise` (the usual default)."""
+    import os
+
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+
 @dataclass(frozen=True)
 class CpuInfo:
     """The CPU's model name and its feature flags as the kernel lists them (`avx2`, `avx512_bf16`, `amx_bf16`...)."""

@@ -14,12 +14,14 @@ from .backends.common import Call, Family
 from .config import ModelConfig, load_config
 from .edit import prepare as prepare_edit
 from .errors import ConfigError, SSGenError
-from .hardware import cpu_has_amx, cpu_has_native_bf16, cpu_has_native_fp16
+from .hardware import cpu_has_amx, cpu_has_native_bf16, cpu_has_native_fp16, use_huge_pages
 from .loop import run as run_loop
 from .request import Request, rebind, resolve
 from .sampling import Rng
 from .settings import SSG
 from .version import __version__
+
+use_huge_pages()  # before any weights load: large batches' activations without a page fault per 4 KiB
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}

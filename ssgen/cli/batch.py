@@ -28,7 +28,8 @@ def batch(
     preset: Optional[str] = typer.Option(None, "--preset", help="imagenet-fid: 50 per class, cfg 1.5, top-k 900, "
                                          "top-p 0.96, no smoothing (VAR's evaluation protocol)."),
     seed: int = typer.Option(0, "--seed", "-s", help="Base seed: image i uses seed + i unless its job sets one."),
-    batch_size: int = typer.Option(4, "--batch-size", "-b", help="Images per forward pass, per process."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Images per forward pass, per process "
+                                             "(default 8 on a CPU, 32 on a GPU: the images do not depend on it)."),
     ssg_on: Optional[bool] = SsgOpt,
     ssg_beta: Optional[str] = BetaOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a folder that holds another run's images."),
@@ -47,6 +48,9 @@ def batch(
     jobs = B.jobs_of(config, jobs_file, classes, per_class, prompts_file, per_prompt, seed)
     options.update(flags.options())
     ssg = build_ssg(config, flags, ssg_on, ssg_beta)
+    from .plan import batch_size_of
+
+    batch_size, _ = batch_size_of(batch_size, len(jobs), "per-image", flags.device)
     report = B.run(config, jobs, out_dir, options=options, ssg=ssg, batch_size=batch_size, device=flags.device,
                    dtype=flags.dtype, offline=True if flags.offline else None, overwrite=overwrite,
                    compile=flags.compile_mode())

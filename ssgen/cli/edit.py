@@ -70,14 +70,14 @@ def edit(
 
     config, ed, flat, key = start(flags, classes, prompts, n, (image, mask, box, outpaint, keep_scales))
     ssg = build_ssg(config, flags, ssg_on, ssg_beta)
-    works = plan(config, flags, flat, key, [("", ssg)], seed=seed, rng=rng, batch_size=batch_size, edit=ed,
+    works, per_call = plan(config, flags, flat, key, [("", ssg)], seed=seed, rng=rng, batch_size=batch_size, edit=ed,
                  what="edit")
     total = len(flat)
     if total > GRID_LIMIT:
         raise ConfigError(f"{total} images are too many for one grid (at most {GRID_LIMIT}); edit fewer at a time")
     saver = scale_saver(save_scales, ["ssg-" if ssg else "plain-"], total, overwrite, config.name)
     outs = plan_outputs(output, flags.model, "-edit", total, True, False, overwrite)
-    pipe = load_model(config, flags, outs)
+    pipe = load_model(config, flags, outs, per_call)
     report = drive(pipe, works, EditSink(outs, key), watchers=watchers(saver), on_note=note)
     if as_json:
         print(json.dumps({"files": [str(outs.grid)], "seconds": round(report.seconds, 3), "images": report.settings}))

@@ -100,14 +100,14 @@ def generate(
     t_start = time.perf_counter()  # --json "timings": load, per image, first image (scripts/rehearse.py reads them)
     config, _, flat, key = start(flags, classes, prompts, n)
     ssg = build_ssg(config, flags, ssg_on, ssg_beta)
-    works = plan(config, flags, flat, key, [("", ssg)], seed=seed, rng=rng, batch_size=batch_size)
+    works, per_call = plan(config, flags, flat, key, [("", ssg)], seed=seed, rng=rng, batch_size=batch_size)
     total = len(flat)
     if total > GRID_LIMIT and not each:
         raise ConfigError(f"{total} images are too many for one grid (at most {GRID_LIMIT}); add --each to write "
                           "one PNG per image and no grid, or use `ssgen batch` (resumable)")
     saver = scale_saver(save_scales, ["ssg-" if ssg else "plain-"], total, overwrite, config.name)
     outs = plan_outputs(output, flags.model, "", total, total <= GRID_LIMIT, each, overwrite)
-    pipe = load_model(config, flags, outs)
+    pipe = load_model(config, flags, outs, per_call)
     t_loaded = time.perf_counter()
     report = drive(pipe, works, GridSink(outs, total, n, each), watchers=watchers(saver), on_note=note)
     files = [str(f) for f in report.files]
@@ -164,14 +164,14 @@ def compare(
     config, edit, flat, key = start(flags, classes, prompts, n, (image, mask, box, outpaint, keep_scales))
     settings = [build_ssg(config, flags, True, b) for b in (ssg_beta or [None])]
     columns = [("no SSG", False)] + [(s.label(), s) for s in settings]
-    works = plan(config, flags, flat, key, columns, seed=seed, rng=rng, batch_size=batch_size, edit=edit)
+    works, per_call = plan(config, flags, flat, key, columns, seed=seed, rng=rng, batch_size=batch_size, edit=edit)
     total = len(flat)
     if total * len(columns) > GRID_LIMIT:
         raise ConfigError(f"{total} images x {len(columns)} settings are too many for one comparison grid (at "
                           f"most {GRID_LIMIT} cells); compare fewer images, or run `ssgen batch` once per setting")
     saver = scale_saver(save_scales, [f"col{j}-" for j in range(len(columns))], total, overwrite, config.name)
     outs = plan_outputs(output, flags.model, "-compare", total, True, False, overwrite)
-    pipe = load_model(config, flags, outs)
+    pipe = load_model(config, flags, outs, per_call)
     labels = [label for label, _ in columns]
     sink = CompareSink(outs, labels, key)
     drive(pipe, works, sink, watchers=watchers(saver), on_note=note)

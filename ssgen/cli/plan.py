@@ -24,10 +24,14 @@ RngOpt = typer.Option("per-image", "--rng", help="per-image (each image its own 
 SaveScalesOpt = typer.Option(None, "--save-scales",
                              help="Also decode and save the partial image after every scale into this folder.")
 JsonOpt = typer.Option(False, "--json", help="Print a JSON summary instead of text.")
-DEFAULT_BATCH = 8  # images per generate call: bounds memory whatever -n is
-BatchOpt = typer.Option(None, "--batch-size", "-b", help=f"Images per forward pass (default {DEFAULT_BATCH}; with "
-                        "--rng batch all of them, one batch as the official code draws it). Larger requests run in "
-                        "such chunks, writing --each files as they go; image i keeps seed + i.")
+# Images per call when --batch-size is not given (rng per-image: the images do not depend on it). It bounds memory
+# whatever -n is. CPU: per-image time is flat from 1 to 16 (scripts/bench.py --per-image, README "Performance"),
+# and 8 keeps the early scales' small matmuls batched; GPU: large batches fill the device.
+DEFAULT_BATCH = {"cpu": 8, "gpu": 32}
+BatchOpt = typer.Option(None, "--batch-size", "-b", help=f"Images per forward pass (default {DEFAULT_BATCH['cpu']} on "
+                        f"a CPU, {DEFAULT_BATCH['gpu']} on a GPU; with --rng batch all of them, one batch as the "
+                        "official code draws it). Larger requests run in such chunks, writing --each files as they "
+                        "go; image i keeps seed + i.")
 OverwriteOpt = typer.Option(False, "--overwrite", help="Replace existing files (-o, --each, --save-scales). Without "
                             "it an existing -o is an error, and a default name that exists gets a -2, -3 ... suffix.")
 EDIT_PANEL = "Editing (an input image)"
@@ -91,12 +95,20 @@ def chunk_label(name: str, a: int, b: int, total: int) -> str:
     return f"{name}: {span}"
 
 
-def batch_size_of(batch_size: int | None, total: int, rng: str) -> int:
-    """Images per call: --batch-size, else all of them with --rng batch (one batch, as upstream draws it),
-    else DEFAULT_BATCH."""
-    if batch_size is not None and batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    return batch_size or (total if rng == "batch" else DEFAULT_BATCH)
+def batch_size_of(batch_size: int | None, total: int, rng: str, device: str = "auto") -> tuple[int, str]:
+    """Images per call and how it was chosen: --batch-size, else all of them with --rng batch (one batch, as
+    upstream draws it), else the device's default (DEFAULT_BATCH: a GPU where `device` is cuda, or auto with a
+    GPU present)."""
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+        return batch_size, "--batch-size"
+    if rng == "batch":
+        return total, "--rng batch: one batch"
+    from ..hardware import cuda_visible
+
+    gpu = device.startswith("cuda") or (device == "auto" and cuda_visible())
+    return DEFAULT_BATCH["gpu" if gpu else "cpu"], f"the {'GPU' if gpu else 'CPU'} default"
 
 
 def plan(config: Any, flags: GenFlags, flat: list, key: str, columns: list[tuple[str, Any]], *, seed: int,
@@ -107,7 +119,7 @@ def plan(config: Any, flags: GenFlags, flat: list, key: str, columns: list[tuple
     from ..runner import Work
     from ..settings import check_seed_span
 
-    size = batch_size_of(batch_size, len(flat), rng)
+    size, how = batch_size_of(batch_size, len(flat), rng, flags.device)
     check_seed_span(seed, len(flat))  # seed + i for every image: an overflow names --seed, not a seed never typed
     options = flags.options()
     works = []
@@ -117,20 +129,21 @@ def plan(config: Any, flags: GenFlags, flat: list, key: str, columns: list[tuple
                               seeds=[seed + i for i in range(a, b)], image=edit)
             name = label if len(columns) > 1 else (what or config.name)
             works.append(Work(request, tuple(range(a, b)), column=j, label=chunk_label(name, a, b, len(flat))))
-    return works
+    return works, f"{size} image(s) per call ({how})"
 
 
-def load_model(config: Any, flags: GenFlags, outputs: Any = None) -> Any:
+def load_model(config: Any, flags: GenFlags, outputs: Any = None, per_call: str = "") -> Any:
     """Load the model once every input check has passed (torch is imported here). `outputs`, if given, is
-    released when loading fails (its placeholder names were claimed)."""
+    released when loading fails (its placeholder names were claimed). `per_call`: the plan's batch size, said in
+    the load line."""
     try:
         # no spinner here: downloads draw their own rich progress bars (only one live display at a time)
         from ..pipeline import describe_placement, slow_dtype_note
         from ..pipeline import load as load_pipeline
 
         if err.is_terminal:
-            err.print(f"[dim]loading {safe(config.name)} ({describe_placement(flags.device, flags.dtype)}) ...[/]",
-                      highlight=False)
+            where = describe_placement(flags.device, flags.dtype) + (f"; {per_call}" if per_call else "")
+            err.print(f"[dim]loading {safe(config.name)} ({where}) ...[/]", highlight=False)
         slow = slow_dtype_note(flags.device, flags.dtype)
         if slow:
             note(slow)

@@ -290,7 +290,8 @@ class SwiGLU(nn.Module):
         self.down_proj = Linear(hidden, C, bias=False)
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        g = F.silu(self.gate_proj(x), inplace=True)  # in place: no extra hidden-size tensors (VAR's FFN)
+        return self.down_proj(g.mul_(self.up_proj(x)))
 
 
 def pool_context(cond: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:

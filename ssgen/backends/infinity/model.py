@@ -398,7 +398,8 @@ class FFN(nn.Module):
         self.fc2 = Linear(hidden, C)
 
     def forward(self, x: torch.Tensor, official: bool = False) -> torch.Tensor:
-        h = F.gelu(lin(self.fc1, x, official=official), approximate="tanh")  # (bs, L, hidden)
+        h = lin(self.fc1, x, official=official)  # (bs, L, hidden)
+        h = torch.ops.aten.gelu_(h, approximate="tanh")  # in place: no second hidden-size tensor (VAR's FFN)
         return lin(self.fc2, h, official=official)  # (bs, L, C)
 
 

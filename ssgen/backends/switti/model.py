@@ -244,7 +244,8 @@ class SwiGLUFFN(nn.Module):
         self.gate_proj = Linear(C, hidden, bias=False)
 
     def forward(self, x):
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        g = F.silu(self.gate_proj(x), inplace=True)  # in place: no extra hidden-size tensors (VAR's FFN)
+        return self.down_proj(g.mul_(self.up_proj(x)))
 
 
 class FFN(nn.Module):
@@ -256,7 +257,7 @@ class FFN(nn.Module):
         self.fc2 = Linear(hidden, C)
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        return self.fc2(torch.ops.aten.gelu_(self.fc1(x), approximate="tanh"))  # in place (VAR's FFN)
 
 
 class AdaLNSelfCrossAttn(nn.Module):

@@ -171,7 +171,11 @@ class FFN(nn.Module):
         self.fc2 = Linear(hidden, width)
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+        # GELU in place: the same kernel and bits as F.gelu, without a second (R, l, 4C) tensor. At batch 16 the
+        # late scales' hidden is 128 MB in fp32, and a fresh one per block cost more than the GELU itself
+        # (page faults of a new mapping, memory traffic): the large-batch loss scripts/bench.py --profile-ops shows
+        h = self.fc1(x)  # (R, l, 4C)
+        return self.fc2(torch.ops.aten.gelu_(h, approximate="tanh"))
 
 
 class AdaLNSelfAttn(nn.Module):
