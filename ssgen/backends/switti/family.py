@@ -39,7 +39,7 @@ from ...loop import ScaleSampling
 from ...request import Request
 from ..checks import smoothing
 from ..common import Call, cfg_mix, per_image
-from ..var.encoder import VQEncoder, img_to_idxBl, load_encoder
+from ..var.encoder import VQEncoder, encode_images, load_encoder
 from ..var.vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
 from .model import CONTEXT_DIM, IGNORED_KEYS_SWITTI, POOLED_DIM, Switti, SwittiConfig, fields_from_state_dict
 from .options import SwittiOptions
@@ -133,14 +133,7 @@ class SwittiBackend:
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """x (B, 3, H, W) float32 in [-1, 1] -> (per scale (B, pn*pn) int64 codes, (B, 3, H, W) reconstruction in
         [0, 1]): VAR's encoder path (Switti's VAE is VAR's VQVAE), image by image."""
-        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != self.image_size:
-            H, W = self.image_size
-            raise ValueError(f"encode takes (B, 3, {H}, {W}) images, got {tuple(x.shape)}")
-        enc, vae = self.m.encoder(), self.m.vae
-        per = [img_to_idxBl(enc, vae, x[i:i + 1].contiguous()) for i in range(x.shape[0])]
-        tokens = [torch.cat([t[k] for t, _ in per]) for k in range(len(self.grid))]  # each (B, pn*pn)
-        f_hat = torch.cat([f for _, f in per])  # (B, Cvae, P, P) float32
-        return tokens, per_image(vae.decode, f_hat).float()
+        return encode_images(self.m.encoder(), self.m.vae, x, self.image_size, len(self.grid))
 
     def logits(self, k: int) -> torch.Tensor:
         if k >= self.o.cfg_stop and self.ctx.rows > self.B:  # CFG off from here: drop the unconditional half

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ...checkpoint import empty_model, load_into, read_state_dict
 from ...errors import WeightsError
+from ..common import per_image
 from .vae import VQVAE, AttnBlock, ResnetBlock, VQVAEConfig, _norm
 
 # The VAE file's keys this module reads (fnmatch patterns); generation drops them (IGNORED_KEYS_VAE).
@@ -149,6 +150,19 @@ def f_to_idxBl(vae: VQVAE, f: torch.Tensor) -> tuple[list[torch.Tensor], torch.T
 def img_to_idxBl(enc: VQEncoder, vae: VQVAE, img: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
     """img (B, 3, 16P, 16P) in [-1, 1] -> (tokens per scale (B, pn*pn) int64, f_hat (B, Cvae, P, P) float32)."""
     return f_to_idxBl(vae, enc(img))
+
+
+def encode_images(enc: VQEncoder, vae: VQVAE, x: torch.Tensor, size: tuple[int, int],
+                  num_scales: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """x (B, 3, H, W) float32 in [-1, 1], (H, W) = `size` -> (tokens, recon): per scale the input's (B, pn*pn) int64
+    codes (upstream's img_to_idxBl) and (B, 3, H, W) float32 in [0, 1], their decoding. Image by image, as the
+    decoder runs, so an image's tokens do not depend on its batch (VAR, and Switti on VAR's VQVAE)."""
+    if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != tuple(size):
+        raise ValueError(f"encode takes (B, 3, {size[0]}, {size[1]}) images, got {tuple(x.shape)}")
+    per = [img_to_idxBl(enc, vae, x[i:i + 1].contiguous()) for i in range(x.shape[0])]
+    tokens = [torch.cat([t[k] for t, _ in per]) for k in range(num_scales)]  # each (B, pn*pn)
+    f_hat = torch.cat([f for _, f in per])  # (B, Cvae, P, P) float32
+    return tokens, per_image(vae.decode, f_hat).float()
 
 
 def load_encoder(path: str | Path, cfg: VQVAEConfig, dtype: torch.dtype, device: torch.device) -> VQEncoder:

@@ -19,7 +19,7 @@ from ...loop import ScaleSampling
 from ...request import Request
 from ..checks import smoothing
 from ..common import Call, cfg_mix, per_image
-from .encoder import VQEncoder, img_to_idxBl, load_encoder
+from .encoder import VQEncoder, encode_images, load_encoder
 from .model import IGNORED_KEYS_VAR, VAR, VARConfig, fields_from_state_dict
 from .options import VarOptions
 from .vae import IGNORED_KEYS_VAE, VQVAE, VQVAEConfig
@@ -123,14 +123,7 @@ class VarBackend:
         """x (B, 3, H, W) float32 in [-1, 1] (H, W = image_size) -> (tokens, recon): per scale the input's
         (B, pn*pn) int64 codes (upstream's img_to_idxBl) and (B, 3, H, W) float32 in [0, 1], their decoding.
         Image by image, as the decoder runs, so an image's tokens do not depend on its batch."""
-        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != self.image_size:
-            H, W = self.image_size
-            raise ValueError(f"encode takes (B, 3, {H}, {W}) images, got {tuple(x.shape)}")
-        enc, vae = self.m.encoder(), self.m.vae
-        per = [img_to_idxBl(enc, vae, x[i:i + 1].contiguous()) for i in range(x.shape[0])]
-        tokens = [torch.cat([t[k] for t, _ in per]) for k in range(len(self.grid))]  # each (B, pn*pn)
-        f_hat = torch.cat([f for _, f in per])  # (B, Cvae, P, P) float32
-        return tokens, per_image(vae.decode, f_hat).float()
+        return encode_images(self.m.encoder(), self.m.vae, x, self.image_size, len(self.grid))
 
     def logits(self, k: int) -> torch.Tensor:
         return self.m.var.forward_scale(self.x, self.cond)  # (2B, pn*pn, V) float32
