@@ -367,6 +367,22 @@ def unused_note(keys: list[str], name: str) -> str | None:
     return f"ignored {len(keys)} key(s) of {name} the model does not use ({shown})"
 
 
+def load_pretrained(folder: str | Path, load: Callable[[], Any], what: str, hint: str) -> Any:
+    """`load()` (transformers' from_pretrained calls on `folder`), quietly; a failure of the files is one
+    WeightsError: the broken file named (`check_model_folder`), else "cannot load the {what} from {folder}
+    (why); {hint}". Anything else is a bug and propagates."""
+    from .quiet import quiet_transformers
+
+    try:
+        with quiet_transformers():
+            return load()
+    except Exception as e:
+        check_model_folder(folder)  # a truncated or corrupted file is named as such
+        if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
+            raise
+        raise WeightsError(f"cannot load the {what} from {folder} ({first_line(e)}); {hint}") from None
+
+
 def check_pretrained(folder: str | Path, model: nn.Module, info: dict, what: str) -> None:
     """After `from_pretrained(..., output_loading_info=True)`: transformers fills the tensors a checkpoint
     lacks with random values (quietly here); a file of another model lacks most of them, which is an error.

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import check_model_folder, check_pretrained
-from ...errors import ConfigError, WeightsError, first_line
-from ...quiet import quiet_transformers
+from ...checkpoint import check_pretrained, load_pretrained
+from ...errors import ConfigError, WeightsError
 
 # HART's conditioning prefix (upstream `llm_system_prompt`), verbatim: the released weights were
 # trained with exactly this text in front of every prompt.
@@ -76,18 +75,11 @@ class TextEncoder:
         if not any((folder / name).is_file() for name in TOKENIZER_FILES):  # transformers would build an empty one
             raise WeightsError(f"text encoder folder {folder} has no tokenizer file ({', '.join(TOKENIZER_FILES)}); "
                                "download it again (a Hub config lists it in weights.text_encoder.allow)")
-        try:
-            with quiet_transformers():
-                tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-                model, info = AutoModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True,
-                                                        output_loading_info=True)
-        except Exception as e:
-            check_model_folder(folder)  # a truncated or corrupted file is named as such
-            if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
-                raise
-            raise WeightsError(f"cannot load the text encoder from {folder} ({first_line(e)}); check "
-                               "weights.text_encoder (a Qwen2 folder with config.json, weights and tokenizer files)") \
-                from None
+        tok, (model, info) = load_pretrained(
+            folder, lambda: (AutoTokenizer.from_pretrained(str(folder), local_files_only=True),
+                             AutoModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True,
+                                                       output_loading_info=True)),
+            "text encoder", "check weights.text_encoder (a Qwen2 folder with config.json, weights and tokenizer files)")
         check_pretrained(folder, model, info, "Qwen2 text encoder")
         return cls(tok, model.to(device).eval())
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import check_model_folder, check_pretrained
-from ...errors import WeightsError, first_line
+from ...checkpoint import check_pretrained, load_pretrained
+from ...errors import WeightsError
 from ...quiet import quiet_transformers
 from ..checks import check_prompts
 
@@ -103,16 +103,10 @@ class TextEncoder:
             raise WeightsError(f"text encoder folder {folder} has no tokenizer file ({', '.join(TOKENIZER_FILES)}); "
                                "download it again (a Hub config lists it in weights.text_encoder.allow)")
         t5_dtype = torch.bfloat16 if device.type in ("cpu", "cuda") and dtype != torch.float32 else torch.float32
-        try:
-            with quiet_transformers():
-                tok = AutoTokenizer.from_pretrained(str(folder), legacy=True)
-                enc, info = T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype, output_loading_info=True)
-        except Exception as e:
-            check_model_folder(folder)  # a truncated or corrupted file is named as such
-            if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
-                raise
-            raise WeightsError(f"cannot load the T5 text encoder from {folder} ({first_line(e)}); "
-                               "check weights.text_encoder (config, tokenizer and encoder weights)") from None
+        tok, (enc, info) = load_pretrained(
+            folder, lambda: (AutoTokenizer.from_pretrained(str(folder), legacy=True),
+                             T5EncoderModel.from_pretrained(str(folder), dtype=t5_dtype, output_loading_info=True)),
+            "T5 text encoder", "check weights.text_encoder (config, tokenizer and encoder weights)")
         check_pretrained(folder, enc, info, "T5 text encoder")
         tok.model_max_length = MAX_TOKENS
         return cls(tok, enc.to(device).eval(), device)

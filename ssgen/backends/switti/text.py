@@ -33,9 +33,8 @@ from pathlib import Path
 
 import torch
 
-from ...checkpoint import check_model_folder, check_pretrained, read_json
-from ...errors import OptionError, WeightsError, first_line
-from ...quiet import quiet_transformers
+from ...checkpoint import check_pretrained, load_pretrained, read_json
+from ...errors import OptionError, WeightsError
 from ..checks import check_prompts
 
 MAX_TOKENS = 77  # upstream's max_length, start and end tokens included
@@ -147,18 +146,12 @@ def _load_one(folder: str | Path, role: str, device, dtype: torch.dtype):
                            "pip install 'transformers>=5' (an ssgen dependency)") from None
     folder = Path(folder)
     _check_folder(folder, role)
-    try:
-        with quiet_transformers():  # also hides the report of the unused vision keys
-            tok = CLIPTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model, info = CLIPTextModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True,
-                                                        output_loading_info=True)
-    except Exception as e:
-        check_model_folder(folder)  # a truncated or corrupted file is named as such
-        if not isinstance(e, (OSError, ValueError, KeyError, RuntimeError)):
-            raise
-        raise WeightsError(f"cannot load the {WIDTHS[role][0]} text encoder from {folder} ({first_line(e)}); "
-                           f"check weights.{role} (a CLIP folder with config.json, weights and tokenizer files)") \
-            from None
+    tok, (model, info) = load_pretrained(  # quietly: also hides the report of the unused vision keys
+        folder, lambda: (CLIPTokenizer.from_pretrained(str(folder), local_files_only=True),
+                         CLIPTextModel.from_pretrained(str(folder), dtype=dtype, local_files_only=True,
+                                                       output_loading_info=True)),
+        f"{WIDTHS[role][0]} text encoder",
+        f"check weights.{role} (a CLIP folder with config.json, weights and tokenizer files)")
     check_pretrained(folder, model, info, f"{WIDTHS[role][0]} text encoder")
     if None in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id):
         raise WeightsError(f"the tokenizer in {folder} lacks a start, end or pad token; download it again")
